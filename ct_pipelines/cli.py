@@ -1,0 +1,326 @@
+"""`ct-pipelines`: operator commands that do not need the Dagster UI.
+
+ct-pipelines exceptions list [--flow F] [--category C] [--sku S] [--channel CH] ...
+ct-pipelines exceptions show ID
+ct-pipelines exceptions retry ID... | --flow F ... [--all] [--actor NAME]
+ct-pipelines exceptions resolve ID... | --flow F ... --note "what was done" [--actor NAME]
+ct-pipelines exceptions patterns [--days 14]
+ct-pipelines trace ORDER_NUMBER [--json]
+ct-pipelines sandbox serve|advance|status
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _world(args: argparse.Namespace):
+    from ct_pipelines.defs.resources import sandbox_dir
+    from ct_pipelines.sandbox import SandboxWorld
+
+    return SandboxWorld.open(args.sandbox_dir or sandbox_dir())
+
+
+def _sandbox_serve(args: argparse.Namespace) -> int:
+    from ct_pipelines.sandbox.transport import serve
+
+    world = _world(args)
+    print(
+        f"sandbox: commercetools at http://{args.host}:{args.port}/ and ERP at http://{args.host}:{args.port}/erp"
+    )
+    serve(world, host=args.host, port=args.port)
+    return 0
+
+
+def _sandbox_advance(args: argparse.Namespace) -> int:
+    result = _world(args).advance(minutes=args.minutes)
+    print(json.dumps(result, default=str, indent=2) if result is not None else "advanced")
+    return 0
+
+
+def _sandbox_status(args: argparse.Namespace) -> int:
+    print(json.dumps(_world(args).status(), default=str, indent=2))
+    return 0
+
+
+# --- exception queue -----------------------------------------------------------------------------
+
+
+def _store():
+    from ct_pipelines.store import IntegrationStore
+
+    store = IntegrationStore.from_env()
+    store.migrate()
+    return store
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return args.actor or os.environ.get("CT_PIPELINES_ACTOR") or getpass.getuser()
+
+
+def _filter(args: argparse.Namespace):
+    from ct_pipelines.ops.exceptions import UNRESOLVED, ExceptionFilter
+
+    if not args.status:
+        status: tuple[str, ...] = UNRESOLVED
+    elif "all" in args.status:
+        status = ()
+    else:
+        status = tuple(args.status)
+    return ExceptionFilter(
+        flow=args.flow,
+        status=status,
+        category=args.category,
+        entity_key=args.entity,
+        sku=args.sku,
+        channel=args.channel,
+        older_than_hours=args.older_than_hours,
+    )
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        print("no exceptions match")
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["reason"] = frame["reason"].str.slice(0, 80)
+    print(frame.to_string(index=False))
+
+
+def _exceptions_list(args: argparse.Namespace) -> int:
+    from ct_pipelines.ops.exceptions import records_table, select
+
+    now = datetime.now(UTC)
+    with _store() as store:
+        records = select(store, ids=args.ids, where=_filter(args), now=now)
+        rows = records_table(records[: args.limit] if args.limit else records, now)
+    _print_rows(rows, args.json)
+    return 0
+
+
+def _exceptions_show(args: argparse.Namespace) -> int:
+    from ct_pipelines.ops.exceptions import RETRY_TARGETS, channel_of
+
+    with _store() as store:
+        record = store.get_exception(args.id)
+        events = store.exception_events(args.id)
+    data = {
+        "id": record.id,
+        "flow": record.flow,
+        "entity": record.entity_key,
+        "category": record.category,
+        "status": record.status,
+        "attempts": record.attempts,
+        "sku": record.sku,
+        "channel": channel_of(record),
+        "payload_ref": record.payload_ref,
+        "reason": record.reason,
+        "created_at": record.created_at,
+        "resolved_by": record.resolved_by,
+        "resolution_note": record.resolution_note,
+        "retry_does": RETRY_TARGETS[record.flow].behaviour
+        if record.flow in RETRY_TARGETS
+        else "no retry job; the flow's next run picks it up",
+        "history": [
+            {"at": e.at, "action": e.action, "by": e.actor, "detail": e.detail} for e in events
+        ],
+    }
+    if args.json:
+        print(json.dumps(data, default=str, indent=2))
+        return 0
+    for key, value in data.items():
+        if key != "history":
+            print(f"{key:>16}: {value if value is not None else ''}")
+    print("         history:")
+    for event in data["history"]:
+        detail = json.dumps(event["detail"], default=str) if event["detail"] else ""
+        print(
+            f"    {event['at'].isoformat(timespec='seconds')}  {event['action']:<14} by {event['by']}  {detail}"
+        )
+    return 0
+
+
+def _exceptions_retry(args: argparse.Namespace) -> int:
+    from ct_pipelines.ops.exceptions import RETRY_TARGETS, retry
+
+    with _store() as store:
+        outcome = retry(
+            store,
+            actor=_actor(args),
+            now=datetime.now(UTC),
+            ids=args.ids,
+            where=_filter(args),
+            all_matching=args.all,
+        )
+    for exception_id, why in outcome.skipped:
+        print(f"#{exception_id} not retried: {why}")
+    if not outcome.flagged:
+        print("nothing to retry")
+        return 0
+    for flow, records in sorted(outcome.by_flow().items()):
+        ids = ", ".join(f"#{r.id}" for r in records)
+        target = RETRY_TARGETS.get(flow)
+        print(f"{flow}: {len(records)} flagged for retry ({ids})")
+        print(
+            "  next: "
+            + (
+                f"the exception_retries sensor {target.behaviour}"
+                if target
+                else "no retry job; the flow's next run picks them up"
+            )
+        )
+    return 0
+
+
+def _exceptions_resolve(args: argparse.Namespace) -> int:
+    from ct_pipelines.ops.exceptions import resolve
+
+    with _store() as store:
+        resolved = resolve(
+            store,
+            actor=_actor(args),
+            note=args.note,
+            now=datetime.now(UTC),
+            ids=args.ids,
+            where=_filter(args),
+            all_matching=args.all,
+        )
+    for record in resolved:
+        print(f"#{record.id} resolved by {record.resolved_by}: {record.resolution_note}")
+    if not resolved:
+        print("nothing to resolve")
+    return 0
+
+
+def _exceptions_patterns(args: argparse.Namespace) -> int:
+    from ct_pipelines.ops.patterns import failure_patterns
+    from ct_pipelines.settings import SHOP
+
+    with _store() as store:
+        records = store.list_exceptions()
+    report = failure_patterns(records, [], now=datetime.now(UTC), tz=SHOP.tz, window_days=args.days)
+    print(report.markdown())
+    return 0
+
+
+# --- order trace -------------------------------------------------------------------------------
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from ct_pipelines.defs.resources import build_resources
+    from ct_pipelines.ops.trace import trace_order
+
+    resources = build_resources()
+    with (
+        _store() as store,
+        resources["commercetools"].open_client() as client,
+        resources["erp"].open_port() as port,
+    ):
+        trace = trace_order(
+            args.order, client=client, port=port, store=store, now=datetime.now(UTC)
+        )
+    print(json.dumps(trace.as_dict(), default=str, indent=2) if args.json else trace.text())
+    return 0
+
+
+def _add_filters(parser: argparse.ArgumentParser, *, ids: bool = True) -> None:
+    if ids:
+        parser.add_argument("ids", nargs="*", type=int, help="exception ids")
+    parser.add_argument("--flow", help="order_to_cash, dispatch, product_master, inventory, ...")
+    parser.add_argument("--category", help="e.g. unknown_sku, transient_exhausted")
+    parser.add_argument("--sku")
+    parser.add_argument("--channel")
+    parser.add_argument("--entity", help="the order number, shipment number or SKU concerned")
+    parser.add_argument("--older-than-hours", type=float, dest="older_than_hours")
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=["open", "retrying", "resolved", "all"],
+        help="repeatable; default open and retrying",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ct-pipelines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="the local commercetools + ERP/WMS sandbox")
+    sandbox.add_argument(
+        "--sandbox-dir", help="defaults to $CT_PIPELINES_SANDBOX_DIR or $DAGSTER_HOME/sandbox"
+    )
+    actions = sandbox.add_subparsers(dest="action", required=True)
+    serve = actions.add_parser("serve", help="serve the sandbox over HTTP on this machine")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8089)
+    serve.set_defaults(func=_sandbox_serve)
+    advance = actions.add_parser("advance", help="advance the simulated trade clock")
+    advance.add_argument("--minutes", type=int, default=60)
+    advance.set_defaults(func=_sandbox_advance)
+    status = actions.add_parser("status", help="what the sandbox holds")
+    status.set_defaults(func=_sandbox_status)
+
+    exceptions = commands.add_parser("exceptions", help="work the exception queue")
+    queue = exceptions.add_subparsers(dest="action", required=True)
+    listing = queue.add_parser("list", help="exceptions matching ids or filters")
+    _add_filters(listing)
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_exceptions_list)
+    show = queue.add_parser("show", help="one exception with its history (who, when, what)")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_exceptions_show)
+    for name, func, text in (
+        ("retry", _exceptions_retry, "flag for retry; the flow re-processes them"),
+        ("resolve", _exceptions_resolve, "close by hand with a note"),
+    ):
+        action = queue.add_parser(name, help=text)
+        _add_filters(action)
+        action.add_argument("--actor", help="who acts (default $CT_PIPELINES_ACTOR or login)")
+        action.add_argument(
+            "--all", action="store_true", help="every unresolved exception (no ids, no filter)"
+        )
+        if name == "resolve":
+            action.add_argument("--note", required=True, help="what was done, for the audit")
+        action.set_defaults(func=func)
+    patterns = queue.add_parser("patterns", help="what the exceptions have in common")
+    patterns.add_argument("--days", type=int, default=14)
+    patterns.set_defaults(func=_exceptions_patterns)
+
+    trace = commands.add_parser("trace", help="one order's journey across the systems")
+    trace.add_argument("order", help="order number (or commercetools order id)")
+    trace.add_argument("--json", action="store_true")
+    trace.set_defaults(func=_trace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ct_pipelines.ops.exceptions import QueueActionError
+    from ct_pipelines.store import ExceptionNotFound
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (QueueActionError, ExceptionNotFound) as exc:
+        print(f"ct-pipelines: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

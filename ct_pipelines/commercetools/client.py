@@ -1,0 +1,539 @@
+"""A small synchronous commercetools HTTP API client on httpx (no Dagster here).
+
+What it gets right that a naive client does not (see docs/ and the API reference notes):
+
+- Paging uses the id cursor of the official Java SDK's ``QueryAll`` (``sort=id asc``,
+  ``where=id > :lastId``, ``withTotal=false``), never ``offset``, which stops at 10,000.
+- Update actions are sent in chunks of at most 500 (HTTP 413 above that), each chunk carrying
+  the version returned by the previous one.
+- 409 ConcurrentModification is answered by re-reading the resource and rebuilding the actions.
+- 429/502/503/504 and lost connections are retried with backoff (``ct_pipelines.lib.retry``).
+- The bearer token is renewed before it expires and once after a 401; it never reaches logs,
+  reprs or exception messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from ct_pipelines.commercetools.auth import DEFAULT_RENEW_MARGIN, TokenProvider
+from ct_pipelines.commercetools.errors import (
+    CommercetoolsError,
+    ConcurrentModificationError,
+    NotFoundError,
+    ServiceUnavailableError,
+    error_from_response,
+)
+from ct_pipelines.commercetools.models import (
+    Channel,
+    InventoryEntry,
+    Order,
+    Payment,
+    Product,
+    ProductProjection,
+    TaxCategory,
+)
+from ct_pipelines.commercetools.settings import CommercetoolsSettings
+from ct_pipelines.lib.retry import (
+    DEFAULT_RETRY_POLICY,
+    RetryEvent,
+    RetryPolicy,
+    send_with_retries,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 500  # the API's maximum `limit`
+MAX_OFFSET = 10_000  # the API's maximum `offset`
+MAX_UPDATE_ACTIONS = 500  # per request; HTTP 413 above
+# Requests may run 60 s on the server; a query times out after 20 s of processing.
+DEFAULT_TIMEOUT = httpx.Timeout(65.0, connect=10.0)
+DEFAULT_ORDER_EXPAND: tuple[str, ...] = ("paymentInfo.payments[*]",)
+
+_VARIABLE_NAME = re.compile(r"^[a-zA-Z0-9]+$")
+_CURSOR_VARIABLE = "lastId"
+
+Params = list[tuple[str, str]]
+VariableValue = str | int | float | bool | Sequence[str | int | float | bool]
+M = TypeVar("M", bound=BaseModel)
+Rebuild = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
+
+
+def _as_list(value: Sequence[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _param_value(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _chunks(
+    actions: list[dict[str, Any]], size: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return actions[:size], actions[size:]
+
+
+class CommercetoolsClient:
+    """Dict-level access to one commercetools project, plus typed iterators for the flows.
+
+    Use as a context manager or call :meth:`close`. ``transport`` lets tests and the sandbox
+    plug in an ``httpx.MockTransport`` / WSGI transport; ``sleep`` and ``clock`` make retries
+    and token expiry testable without waiting.
+    """
+
+    def __init__(
+        self,
+        settings: CommercetoolsSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        conflict_retries: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        renew_margin: float = DEFAULT_RENEW_MARGIN,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        if conflict_retries < 0:
+            raise ValueError("conflict_retries must not be negative")
+        self.settings = settings
+        self._retry = retry
+        self._sleep = sleep
+        self._conflict_retries = conflict_retries
+        self._on_retry = on_retry or self._log_retry
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._auth = TokenProvider(
+            settings,
+            self._http,
+            retry=retry,
+            sleep=sleep,
+            clock=clock,
+            renew_margin=renew_margin,
+            on_retry=self._on_retry,
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"CommercetoolsClient(project_key={self.settings.project_key!r}, api_url={self.settings.api_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def token_fetch_count(self) -> int:
+        """How many access tokens this client has requested (for metrics and tests)."""
+        return self._auth.fetch_count
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @staticmethod
+    def _log_retry(event: RetryEvent) -> None:
+        logger.warning(
+            "commercetools: transient %s on attempt %d, retrying in %.2fs",
+            event.reason,
+            event.attempt,
+            event.delay,
+        )
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.project_url}/{path.lstrip('/')}"
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """Send with retries, a valid token, one token renewal on 401; raise typed errors."""
+        url = self._url(path)
+        renewed = False
+        used: list[str] = []  # tokens sent, so a 401 invalidates the one that was refused
+        while True:
+
+            def build() -> httpx.Request:
+                token = self._auth.token()
+                used.append(token)
+                return self._http.build_request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+
+            try:
+                response = send_with_retries(
+                    self._http, build, self._retry, sleep=self._sleep, on_retry=self._on_retry
+                )
+            except httpx.TransportError as exc:
+                raise ServiceUnavailableError(
+                    0,
+                    f"no response after {self._retry.max_attempts} attempts ({type(exc).__name__})",
+                    method=method,
+                    path=path,
+                ) from exc
+            if response.status_code == 401 and not renewed:
+                # Revoked or expired early (clock skew, rotated client): fetch a new token once.
+                logger.info("commercetools: token rejected (401), renewing once")
+                self._auth.invalidate(used[-1] if used else None)
+                renewed = True
+                continue
+            if response.is_success:
+                return response
+            raise self._error(response, method, path)
+
+    def _error(self, response: httpx.Response, method: str, path: str) -> CommercetoolsError:
+        error = error_from_response(response, method=method, path=path)
+        # The API does not echo credentials, but a proxy or mock might: scrub before raising.
+        token = self._auth.peek()
+        secrets = [s for s in (token, self.settings.client_secret.get_secret_value()) if s]
+        for secret in secrets:
+            error.message = error.message.replace(secret, "***")
+            error.errors = [_scrub(e, secret) for e in error.errors]
+        error.args = (str(error),)
+        return error
+
+    # --- dict-level API --------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | Params | None = None) -> dict[str, Any]:
+        return self._send("GET", path, params=_params(params)).json()
+
+    def get_or_none(
+        self, path: str, params: Mapping[str, Any] | Params | None = None
+    ) -> dict[str, Any] | None:
+        """GET, with 404 (ResourceNotFound) as None."""
+        try:
+            return self.get(path, params)
+        except NotFoundError:
+            return None
+
+    def post(
+        self, path: str, json: Any, params: Mapping[str, Any] | Params | None = None
+    ) -> dict[str, Any]:
+        return self._send("POST", path, params=_params(params), json=json).json()
+
+    def create(self, resource: str, draft: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a draft. A retried create after a lost response may meet DuplicateField (400)."""
+        return self.post(resource, dict(draft))
+
+    def delete(self, resource: str, id: str, version: int) -> dict[str, Any]:
+        return self._send(
+            "DELETE", _resource_path(resource, id), params=[("version", str(version))]
+        ).json()
+
+    def query(
+        self,
+        resource: str,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        sort: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        expand: Sequence[str] | str | None = None,
+        with_total: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One page of a query endpoint: ``{limit, offset, count, total?, results}``.
+
+        Repeated ``where`` predicates are ANDed by the API. ``variables`` become ``var.<name>``
+        parameters (a sequence value repeats the parameter, for ``in :skus``).
+        """
+        if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 0 and {MAX_PAGE_SIZE}, got {limit}")
+        if offset is not None and not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(
+                f"offset must be between 0 and {MAX_OFFSET}; use query_all to read everything"
+            )
+        query: Params = [("where", predicate) for predicate in _as_list(where)]
+        for name, value in (variables or {}).items():
+            if not _VARIABLE_NAME.match(name):
+                raise ValueError(f"invalid query variable name {name!r}")
+            values = (
+                value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            )
+            query.extend((f"var.{name}", _param_value(v)) for v in values)
+        query.extend(("sort", s) for s in _as_list(sort))
+        if limit is not None:
+            query.append(("limit", str(limit)))
+        if offset is not None:
+            query.append(("offset", str(offset)))
+        query.extend(("expand", e) for e in _as_list(expand))
+        if with_total is not None:
+            query.append(("withTotal", _param_value(with_total)))
+        query.extend(_params(params) or [])
+        return self.get(resource, query)
+
+    def query_all(
+        self,
+        resource: str,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        expand: Sequence[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching resource, streamed one page at a time (memory stays flat).
+
+        Keyset paging as the Java SDK's ``QueryAll``: ``sort=id asc``, ``withTotal=false``,
+        ``limit=page_size``; each following page adds ``where=id > :lastId`` with ``var.lastId``
+        to the caller's predicates. Stops at the first page shorter than ``page_size``.
+        Never uses ``offset``. Results are in id order; do not rely on any other order.
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        caller_variables = dict(variables or {})
+        if _CURSOR_VARIABLE in caller_variables:
+            raise ValueError(f"query variable {_CURSOR_VARIABLE!r} is reserved for paging")
+        predicates = _as_list(where)
+        last_id: str | None = None
+        while True:
+            page_where, page_variables = predicates, caller_variables
+            if last_id is not None:
+                page_where = [*predicates, f"id > :{_CURSOR_VARIABLE}"]
+                page_variables = {**caller_variables, _CURSOR_VARIABLE: last_id}
+            results: list[dict[str, Any]] = self.query(
+                resource,
+                where=page_where,
+                variables=page_variables,
+                sort="id asc",
+                limit=page_size,
+                expand=expand,
+                with_total=False,
+                params=params,
+            )["results"]
+            if not results:
+                return
+            last_id = str(results[-1]["id"])
+            short = len(results) < page_size
+            yield from results
+            del results  # let the page go before the next one arrives
+            if short:
+                return
+
+    def update(
+        self,
+        resource: str,
+        id: str,
+        version: int,
+        actions: Sequence[Mapping[str, Any]],
+        *,
+        reread: Rebuild | None = None,
+    ) -> dict[str, Any]:
+        """Apply update actions with version checks; returns the updated resource.
+
+        More than 500 actions go in consecutive requests of at most 500, each using the version
+        the previous one returned. On 409 ConcurrentModification the resource is read again and
+        ``reread(fresh)`` rebuilds the actions still to apply (None or [] means nothing is left,
+        and the fresh resource is returned). Without ``reread`` the remaining actions are sent
+        again with the fresh version, which is only right for absolute setters (changeQuantity,
+        setParcelTrackingData, setPrices ...), not for relative ones such as addQuantity.
+        After ``conflict_retries`` re-reads the last ConcurrentModificationError is raised.
+        """
+        path = _resource_path(resource, id)
+        remaining = [dict(a) for a in actions]
+        if not remaining:
+            return self.get(path)
+        current_version = version
+        conflicts = 0
+        result: dict[str, Any] | None = None
+        while remaining:
+            chunk, rest = _chunks(remaining, MAX_UPDATE_ACTIONS)
+            try:
+                result = self.post(path, {"version": current_version, "actions": chunk})
+            except ConcurrentModificationError as exc:
+                conflicts += 1
+                if conflicts > self._conflict_retries:
+                    raise
+                logger.info(
+                    "commercetools: %s %s changed (version %s, now %s); re-reading (%d/%d)",
+                    resource,
+                    id,
+                    current_version,
+                    exc.current_version,
+                    conflicts,
+                    self._conflict_retries,
+                )
+                fresh = self.get(path)
+                rebuilt = reread(fresh) if reread is not None else remaining
+                if not rebuilt:
+                    return fresh
+                remaining = [dict(a) for a in rebuilt]
+                current_version = int(fresh["version"])
+                continue
+            current_version = int(result["version"])
+            remaining = rest
+        assert result is not None
+        return result
+
+    # --- typed helpers ---------------------------------------------------------------------
+
+    def iter_orders(
+        self,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        expand: Sequence[str] | str | None = DEFAULT_ORDER_EXPAND,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[Order]:
+        """Orders with their payments expanded by default (for payment-based eligibility)."""
+        return _typed(
+            Order,
+            self.query_all(
+                "orders", where=where, variables=variables, expand=expand, page_size=page_size
+            ),
+        )
+
+    def iter_payments(
+        self,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[Payment]:
+        return _typed(
+            Payment,
+            self.query_all("payments", where=where, variables=variables, page_size=page_size),
+        )
+
+    def iter_inventory(
+        self,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        expand: Sequence[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[InventoryEntry]:
+        return _typed(
+            InventoryEntry,
+            self.query_all(
+                "inventory", where=where, variables=variables, expand=expand, page_size=page_size
+            ),
+        )
+
+    def iter_channels(
+        self,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+    ) -> Iterator[Channel]:
+        return _typed(Channel, self.query_all("channels", where=where, variables=variables))
+
+    def iter_products(
+        self,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[Product]:
+        return _typed(
+            Product,
+            self.query_all("products", where=where, variables=variables, page_size=page_size),
+        )
+
+    def iter_product_projections(
+        self,
+        staged: bool = False,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        expand: Sequence[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[ProductProjection]:
+        """Published current data (``staged=False``) or staged data of every product."""
+        return _typed(
+            ProductProjection,
+            self.query_all(
+                "product-projections",
+                where=where,
+                variables=variables,
+                expand=expand,
+                page_size=page_size,
+                params={"staged": staged},
+            ),
+        )
+
+    def iter_tax_categories(self) -> Iterator[TaxCategory]:
+        return _typed(TaxCategory, self.query_all("tax-categories"))
+
+    def get_order(
+        self, id: str, *, expand: Sequence[str] | str | None = DEFAULT_ORDER_EXPAND
+    ) -> Order | None:
+        doc = self.get_or_none(_resource_path("orders", id), _expand_params(expand))
+        return Order.model_validate(doc) if doc is not None else None
+
+    def get_order_by_number(
+        self, order_number: str, *, expand: Sequence[str] | str | None = DEFAULT_ORDER_EXPAND
+    ) -> Order | None:
+        doc = self.get_or_none(
+            f"orders/order-number={quote(order_number, safe='')}", _expand_params(expand)
+        )
+        return Order.model_validate(doc) if doc is not None else None
+
+
+def _typed(model: type[M], docs: Iterator[dict[str, Any]]) -> Iterator[M]:
+    for doc in docs:
+        yield model.model_validate(doc)
+
+
+def _resource_path(resource: str, id: str) -> str:
+    return f"{resource.strip('/')}/{quote(id, safe='')}"
+
+
+def _expand_params(expand: Sequence[str] | str | None) -> Params:
+    return [("expand", e) for e in _as_list(expand)]
+
+
+def _params(params: Mapping[str, Any] | Params | None) -> Params | None:
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        out: Params = []
+        for key, value in params.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            out.extend((key, _param_value(v)) for v in values)
+        return out
+    return [(k, str(v)) for k, v in params]
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, dict):
+        return {k: _scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
+
+
+__all__ = ["DEFAULT_TIMEOUT", "MAX_PAGE_SIZE", "MAX_UPDATE_ACTIONS", "CommercetoolsClient"]

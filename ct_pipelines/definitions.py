@@ -1,0 +1,10 @@
+"""The ct_pipelines code location: one lazy entry point that loads every flow under defs/."""
+
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -1,0 +1,104 @@
+"""Dispatch checks against commercetools itself, not against what the pipeline believes it did."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ct_pipelines.defs.dispatch import assets as dispatch_assets
+from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
+from ct_pipelines.dispatch.audit import deliveries_without_tracking, failed_status_updates
+from ct_pipelines.dispatch.engine import FLOW
+from ct_pipelines.dispatch.lookup import find_orders
+from ct_pipelines.dispatch.plan import all_deliveries
+
+
+class DispatchCheckConfig(dg.Config):
+    # Shipments received this many days back are compared with commercetools.
+    lookback_days: int = 2
+    # Shipped longer ago than this and still not visible in commercetools: a failed update.
+    failed_after_minutes: int = 30
+
+
+def _orders_for(
+    commercetools: CommercetoolsResource, shipments: pd.DataFrame
+) -> dict[str, dict[str, Any] | None]:
+    if shipments.empty:
+        return {}
+    with commercetools.open_client() as client:
+        return find_orders(client, shipments["external_document_number"])
+
+
+def _table(frame: pd.DataFrame, limit: int = 25) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("none")
+    return dg.MetadataValue.md(frame.head(limit).to_markdown(index=False))
+
+
+@dg.asset_check(
+    asset=dispatch_assets.commercetools_deliveries,
+    description="Shipped in the ERP more than N minutes ago but the commercetools order does not "
+    "show it: no delivery for the shipment, or shipmentState not Shipped, Partial or Delivered.",
+)
+def failed_dispatch_updates(
+    config: DispatchCheckConfig,
+    commercetools: CommercetoolsResource,
+    store: IntegrationStoreResource,
+) -> dg.AssetCheckResult:
+    integration_store = store.get_store()
+    now = datetime.now(UTC)
+    shipments = dispatch_assets.recent_shipments(integration_store, config.lookback_days, now)
+    orders = _orders_for(commercetools, shipments)
+    failed = failed_status_updates(
+        shipments, orders, now, timedelta(minutes=config.failed_after_minutes)
+    )
+    queued = integration_store.list_exceptions(flow=FLOW, status=["open", "retrying"])
+    return dg.AssetCheckResult(
+        passed=failed.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "every shipment is visible in commercetools"
+            if failed.empty
+            else f"{len(failed)} shipments not visible in commercetools, orders "
+            + ", ".join(failed["order"].head(10))
+        ),
+        metadata={
+            "failed_status_updates": len(failed),
+            "orders_affected": int(failed["order"].nunique()),
+            "oldest_age_minutes": int(failed["age_minutes"].max()) if len(failed) else 0,
+            "shipments_checked": len(shipments),
+            "queued_dispatch_failures": len(queued),
+            "order_numbers": dg.MetadataValue.json(sorted(set(failed["order"]))[:100]),
+            "orders": _table(failed),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dispatch_assets.commercetools_deliveries,
+    description="Deliveries on recently shipped orders with no parcel carrying a tracking id, "
+    "so the shipping confirmation has nothing to follow.",
+)
+def deliveries_without_tracking_ids(
+    config: DispatchCheckConfig,
+    commercetools: CommercetoolsResource,
+    store: IntegrationStoreResource,
+) -> dg.AssetCheckResult:
+    shipments = dispatch_assets.recent_shipments(
+        store.get_store(), config.lookback_days, datetime.now(UTC)
+    )
+    orders = _orders_for(commercetools, shipments)
+    untracked = deliveries_without_tracking(orders)
+    deliveries = sum(len(all_deliveries(o)) for o in orders.values() if o is not None)
+    return dg.AssetCheckResult(
+        passed=untracked.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "deliveries_without_tracking": len(untracked),
+            "orders_affected": int(untracked["order"].nunique()),
+            "deliveries_checked": deliveries,
+            "share_without_tracking": round(len(untracked) / deliveries, 4) if deliveries else 0.0,
+            "orders": _table(untracked),
+        },
+    )

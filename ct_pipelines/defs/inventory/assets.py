@@ -1,0 +1,269 @@
+"""Inventory: ERP/WMS stock by location to commercetools supply channels, delta only.
+
+- ``inventory_sync`` writes the differences (full reconciliation, or a delta for the SKUs the
+  stock-movement sensor saw), one request per changed entry.
+- ``inventory_snapshots`` records both systems with the time taken, and judges drift, oversell
+  risk, mapping gaps and negative stock on what it read.
+
+Targets, buffers and mapping rules: :mod:`ct_pipelines.inventory`.
+"""
+
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ct_pipelines.defs.inventory import checks
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.inventory.diff import index_entries
+from ct_pipelines.inventory.settings import InventorySettings
+from ct_pipelines.inventory.sync import (
+    InventorySync,
+    SyncOptions,
+    SyncResult,
+    analyse,
+    source_locations,
+)
+from ct_pipelines.inventory.targets import compute_targets
+from ct_pipelines.mapping.inventory import (
+    INVENTORY_SNAPSHOT_COLUMNS,
+    commercetools_inventory_rows,
+    erp_stock_rows,
+    inventory_snapshot_frame,
+)
+
+FLOW = "inventory"
+CHANGES_SNAPSHOT = "inventory_sync_changes"
+CHANGE_COLUMNS: dict[str, str] = {
+    "sku": "stock keeping unit",
+    "channel_key": "commercetools supply channel key",
+    "kind": "`update` (changeQuantity) or `create`",
+    "before": "quantityOnStock read before the write (empty for a create)",
+    "target": "quantityOnStock written: ERP available minus buffer, at least 0",
+    "outcome": "`updated`, `created`, `converged` (already right after a 409 re-read), `failed`",
+}
+
+# Loaded when the code location loads: a broken rules file or setting stops it with a message
+# naming the problem. Runs read them again, so they use the file as it is when they start.
+InventorySettings.from_env().load_rules()
+
+
+class InventorySyncConfig(dg.Config):
+    mode: Literal["full", "delta"] = Field(
+        default="full",
+        description="full: every mapped channel and SKU; delta: only `skus` (from the sensor)",
+    )
+    skus: list[str] = Field(default_factory=list, description="SKUs of a delta run")
+    locations: list[str] = Field(
+        default_factory=list,
+        description="ERP locations whose stock moved (delta); empty: every mapped channel",
+    )
+    max_workers: int | None = Field(
+        default=None, description="concurrent writes; default CT_PIPELINES_INVENTORY_WORKERS"
+    )
+    dry_run: bool = Field(default=False, description="plan and report, write nothing")
+
+
+def _per_channel_table(result: SyncResult) -> str:
+    lines = [
+        "| channel | compared | to update | to create | oversell risk |",
+        "|---|---|---|---|---|",
+    ]
+    for channel, counts in sorted(result.plan.per_channel.items()):
+        lines.append(
+            f"| {channel} | {counts.compared} | {counts.to_update} | {counts.to_create} "
+            f"| {counts.oversell_risk} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    pool="commercetools_writes",
+    check_specs=[dg.AssetCheckSpec(checks.SYNC_FAILURES, asset="inventory_sync")],
+    description=(
+        "Sets commercetools stock per SKU and supply channel to the ERP/WMS target "
+        "(available minus buffer), writing only the entries that differ."
+    ),
+)
+def inventory_sync(
+    context: dg.AssetExecutionContext,
+    config: InventorySyncConfig,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    settings = InventorySettings.from_env()
+    rules = settings.load_rules()
+    options = SyncOptions(
+        max_workers=config.max_workers or settings.max_workers, dry_run=config.dry_run
+    )
+    delta = config.mode == "delta"
+    if delta and not config.skus:
+        raise dg.Failure("a delta inventory sync needs the SKUs whose stock moved (config.skus)")
+    channels = (
+        sorted(rules.channels_fed_by(config.locations))
+        if delta and config.locations
+        else sorted(rules.channels)
+    )
+    taken_at = datetime.now(UTC)
+    started = time.perf_counter()
+    with erp.open_port() as port, commercetools.open_client() as client:
+        # A delta reads the ERP stock of the affected channels' locations only (none at all
+        # when the locations that moved feed no channel).
+        locations = source_locations(rules, channels) if delta else None
+        rows = port.iter_stock(locations) if locations is None or locations else iter(())
+        result = InventorySync(client, rules, options).run(
+            rows,
+            skus=config.skus if delta else None,
+            channels=channels if delta else None,
+        )
+    elapsed = time.perf_counter() - started
+    stats = result.stats
+    if stats.failed and stats.failed == len(result.plan.changes):
+        raise dg.Failure(
+            f"all {stats.failed} inventory writes failed; first: {stats.failures[0].message}",
+            metadata=stats.as_metadata(),
+        )
+    changes = pd.DataFrame(
+        [
+            {
+                "sku": change.sku,
+                "channel_key": change.channel,
+                "kind": change.kind,
+                "before": change.current,
+                "target": change.target,
+                "outcome": outcome,
+            }
+            for change, outcome in stats.outcomes
+        ]
+        if not options.dry_run
+        else [
+            {
+                "sku": c.sku,
+                "channel_key": c.channel,
+                "kind": c.kind,
+                "before": c.current,
+                "target": c.target,
+                "outcome": "planned",
+            }
+            for c in result.plan.changes
+        ],
+        columns=list(CHANGE_COLUMNS),
+    )
+    changes["before"] = changes["before"].astype("Int64")
+    changes["target"] = changes["target"].astype("int64")
+    db = store.get_store()
+    db.write_snapshot(CHANGES_SNAPSHOT, changes, taken_at=taken_at)
+    db.prune_snapshots(CHANGES_SNAPSHOT, keep=settings.snapshot_history)
+    context.log.info(
+        "inventory_sync (%s): %d compared, %d created, %d updated, %d unchanged, %d failed; "
+        "%d write requests for %d changes",
+        config.mode,
+        result.plan.compared,
+        stats.created,
+        stats.updated,
+        stats.unchanged,
+        stats.failed,
+        stats.write_requests,
+        result.minimum_writes,
+    )
+    metadata = frame_metadata(changes, descriptions=CHANGE_COLUMNS)
+    metadata.update(stats.as_metadata())
+    metadata.update(
+        {
+            "mode": config.mode,
+            "dry_run": config.dry_run,
+            "compared": result.plan.compared,
+            "minimum_write_requests": result.minimum_writes,
+            "erp_rows": result.targets.erp_rows,
+            "diff_seconds": float(round(result.seconds["diff"], 3)),
+            "seconds": float(round(elapsed, 3)),
+            "channels_in_scope": dg.MetadataValue.json(result.channels_in_scope),
+            "channels_skipped": dg.MetadataValue.json(result.channels_skipped),
+            "per_channel": dg.MetadataValue.md(_per_channel_table(result)),
+            "rules": dg.MetadataValue.json(rules.describe()),
+            "sources": f"{erp.describe()}; {commercetools.describe()}",
+        }
+    )
+    if delta:
+        metadata["skus_in_delta"] = len(config.skus)
+    return dg.MaterializeResult(
+        metadata=metadata, check_results=[checks.sync_failures_result(stats)]
+    )
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    deps=[inventory_sync],
+    check_specs=checks.SNAPSHOT_CHECK_SPECS,
+    description=(
+        "Stock per SKU in the ERP/WMS (by location) and in commercetools (by supply channel), "
+        "kept with its time so drift can be followed."
+    ),
+)
+def inventory_snapshots(
+    context: dg.AssetExecutionContext,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    settings = InventorySettings.from_env()
+    rules = settings.load_rules()
+    taken_at = datetime.now(UTC)
+    with erp.open_port() as port:
+        levels = list(port.iter_stock())
+    with commercetools.open_client() as client:
+        sync = InventorySync(client, rules, SyncOptions(dry_run=True))
+        directory = sync.read_channels()
+        docs = list(client.query_all("inventory"))
+    targets = compute_targets(levels, rules)
+    current = index_entries(docs, directory.key_by_id, rules)
+    analysis = analyse(targets, current, directory, rules)
+    erp_rows = erp_stock_rows(levels)
+    ct_rows = commercetools_inventory_rows(docs, directory.key_by_id)
+    frame = inventory_snapshot_frame(erp_rows, ct_rows)
+    frame["taken_at"] = taken_at.isoformat()
+    db = store.get_store()
+    info = db.write_snapshot("inventory_snapshots", frame, taken_at=taken_at)
+    db.prune_snapshots("inventory_snapshots", keep=settings.snapshot_history)
+    context.log.info(
+        "inventory_snapshots: %d ERP rows, %d commercetools rows, %d entries off target",
+        len(erp_rows),
+        len(ct_rows),
+        analysis.plan.drifted,
+    )
+    metadata = frame_metadata(frame, descriptions=INVENTORY_SNAPSHOT_COLUMNS)
+    metadata.update(
+        {
+            "erp_rows": len(erp_rows),
+            "commercetools_rows": len(ct_rows),
+            "erp_locations": frame.loc[frame["system"] == "erp", "location"].nunique(),
+            "commercetools_channels": frame.loc[
+                frame["system"] == "commercetools", "channel_key"
+            ].nunique(),
+            # Numeric, so the UI plots drift over time across materialisations.
+            "drifted_entries": analysis.plan.drifted,
+            "oversell_risk_entries": sum(
+                c.oversell_risk for c in analysis.plan.per_channel.values()
+            ),
+            "snapshot_taken_at": dg.MetadataValue.timestamp(taken_at),
+            "snapshot_id": str(info.id),
+            "sources": f"{erp.describe()}; {commercetools.describe()}",
+        }
+    )
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            checks.drift_result(analysis),
+            checks.oversell_result(analysis),
+            checks.unmapped_result(analysis),
+            checks.negative_result(targets, current),
+        ],
+    )

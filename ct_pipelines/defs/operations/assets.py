@@ -1,0 +1,158 @@
+"""Operations assets: failure patterns and the integration's health, for the people who run it."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.operations.instance_reads import (
+    NOT_FLOWS,
+    check_evaluations,
+    failed_runs,
+    flows_by_asset,
+    last_success,
+    latest_check_states,
+)
+from ct_pipelines.defs.resources import IntegrationStoreResource
+from ct_pipelines.ops import health as health_report
+from ct_pipelines.ops import patterns as pattern_report
+from ct_pipelines.settings import SHOP
+
+GROUP = "operations"
+PATTERNS_SNAPSHOT = "failure_patterns"
+
+
+class FailurePatternsConfig(dg.Config):
+    window_days: int = 14
+    # A value needs at least this many failures to count as a pattern.
+    min_failures: int = 3
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python"},
+    description="Exceptions and failed checks grouped by flow, category, SKU, channel, hour of "
+    "the day and day, ranked by how far each stands out from an even spread, with 7-day trends.",
+)
+def failure_patterns(
+    context: dg.AssetExecutionContext,
+    config: FailurePatternsConfig,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    now = datetime.now(UTC)
+    since = now - timedelta(days=config.window_days)
+    flows = flows_by_asset(context.repository_def.asset_graph)
+    checks = []
+    for evaluation in check_evaluations(context.instance, since=since, limit=10_000):
+        if evaluation.passed:
+            continue
+        skus, channels = pattern_report.check_subjects(evaluation.metadata)
+        checks.append(
+            pattern_report.CheckFailure(
+                at=evaluation.at,
+                flow=flows.get(dg.AssetKey.from_user_string(evaluation.asset), "default"),
+                asset=evaluation.asset,
+                check=evaluation.check,
+                severity=evaluation.severity,
+                skus=skus,
+                channels=channels,
+            )
+        )
+    report = pattern_report.failure_patterns(
+        integration_store.list_exceptions(),
+        checks,
+        now=now,
+        tz=SHOP.tz,
+        window_days=config.window_days,
+        min_failures=config.min_failures,
+    )
+    integration_store.write_snapshot(PATTERNS_SNAPSHOT, report.patterns, taken_at=now)
+    metadata = frame_metadata(report.patterns.drop(columns=["example"]))
+    metadata.update(
+        {
+            "overview": dg.MetadataValue.md(report.markdown()),
+            "failures_in_window": report.failures,
+            "failed_check_evaluations": len(checks),
+            "patterns_found": len(report.patterns),
+            **{
+                f"top_{dimension}": report.top(dimension) or "none"
+                for dimension in ("sku", "channel", "hour_of_day", "category", "flow")
+            },
+            "failures_per_day": dg.MetadataValue.json(
+                {
+                    str(day): {str(flow): int(n) for flow, n in row.items()}
+                    for day, row in report.daily.iterrows()
+                }
+            ),
+        }
+    )
+    context.log.info("failure patterns: %s", report.headline[:3] or "none")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class IntegrationHealthConfig(dg.Config):
+    # Hours without a success before a flow counts as late (its cadence plus slack).
+    expected_every_hours: dict[str, float] = {
+        "order_to_cash": 26.0,
+        "dispatch": 6.0,
+        "inventory": 26.0,
+        "product_master": 26.0,
+    }
+    default_expected_every_hours: float = 26.0
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python"},
+    description="One overview of every flow: last success, backlog, open exceptions by age, "
+    "failing checks with their drift counts and failed runs, with a status per flow.",
+)
+def integration_health(
+    context: dg.AssetExecutionContext,
+    config: IntegrationHealthConfig,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    now = datetime.now(UTC)
+    repository = context.repository_def
+    assets_by_flow: dict[str, list[dg.AssetKey]] = {}
+    for key, flow in flows_by_asset(repository.asset_graph).items():
+        if flow not in NOT_FLOWS:
+            assets_by_flow.setdefault(flow, []).append(key)
+    facts = [
+        health_report.FlowFacts(
+            flow=flow,
+            last_success=last_success(context.instance, keys),
+            backlog_pending=len(integration_store.ledger.list(flow, "pending")),
+            backlog_failed=len(integration_store.ledger.list(flow, "failed")),
+            expected_every_hours=config.expected_every_hours.get(
+                flow, config.default_expected_every_hours
+            ),
+        )
+        for flow, keys in sorted(assets_by_flow.items())
+    ]
+    checks = [
+        c
+        for c in latest_check_states(context.instance, repository.asset_graph)
+        if c.flow not in NOT_FLOWS
+    ]
+    report = health_report.integration_health(
+        facts,
+        checks,
+        integration_store.list_exceptions(status=["open", "retrying"]),
+        failed_runs(context.instance, repository, now - timedelta(hours=24)),
+        now=now,
+    )
+    statuses = report.flows.set_index("flow")["status"].to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "overview": dg.MetadataValue.md(report.markdown()),
+            "flows_needing_action": sum(1 for s in statuses.values() if s == "action needed"),
+            "flows_needing_attention": sum(1 for s in statuses.values() if s == "attention"),
+            "open_exceptions": int(report.flows["open_exceptions"].sum()),
+            "failing_checks": sum(1 for c in checks if c.passed is False),
+            "failed_runs_24h": len({r.run_id for r in report.failed_runs}),
+            "status_by_flow": dg.MetadataValue.json(statuses),
+        }
+    )

@@ -1,0 +1,15 @@
+"""The hourly refresh of the operations overview."""
+
+import dagster as dg
+
+from ct_pipelines.defs.operations.jobs import operations_overview_job
+from ct_pipelines.settings import SHOP
+
+operations_overview_schedule = dg.ScheduleDefinition(
+    name="operations_overview_hourly",
+    job=operations_overview_job,
+    cron_schedule="7 * * * *",
+    execution_timezone=SHOP.timezone,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refreshes failure_patterns and integration_health every hour.",
+)

@@ -1,0 +1,176 @@
+"""Operations sensors: launch the retries operators ask for, and alert on failures."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from ct_pipelines.defs.dispatch.assets import dispatch_job
+from ct_pipelines.defs.inventory.jobs import inventory_full_reconciliation_job
+from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_storage_id
+from ct_pipelines.defs.operations.jobs import product_master_sync_job
+from ct_pipelines.defs.operations.resources import AlertsResource
+from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.order_to_cash.sensors import order_export_job
+from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
+from ct_pipelines.dispatch.lookup import find_order
+from ct_pipelines.ops.alerts import StepFailure, run_failure_alert
+from ct_pipelines.ops.check_alerts import CheckAlertState, decide_check_alerts
+from ct_pipelines.ops.exceptions import order_id_of, pending_retries, plan_retry_runs
+from ct_pipelines.settings import SHOP
+
+# A freshly started alert sensor looks back this far, not over the whole history.
+INITIAL_LOOKBACK = timedelta(hours=1)
+EVALUATIONS_PER_TICK = 500
+NOT_CONFIGURED = (
+    "no alert destination configured: set CT_PIPELINES_ALERT_WEBHOOK_URL and/or "
+    "CT_PIPELINES_SLACK_TOKEN"
+)
+
+
+def order_day_finder(client: object):
+    """Shop day (partition key) of the order an order_to_cash exception is about."""
+
+    def order_day(record: object) -> str | None:
+        order = None
+        order_id = order_id_of(record)  # type: ignore[arg-type]
+        if order_id:
+            order = client.get_or_none(f"orders/{order_id}")  # type: ignore[attr-defined]
+        if order is None:
+            order = find_order(client, record.entity_key)  # type: ignore[arg-type, attr-defined]
+        if order is None:
+            return None
+        created = datetime.fromisoformat(order["createdAt"].replace("Z", "+00:00"))
+        return created.astimezone(SHOP.tz).date().isoformat()
+
+    return order_day
+
+
+@dg.sensor(
+    name="exception_retries",
+    jobs=[
+        order_export_job,
+        dispatch_job,
+        product_master_sync_job,
+        inventory_full_reconciliation_job,
+    ],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches the re-processing operators asked for (ct-pipelines exceptions retry, "
+    "or exception_queue_job): order_export_job per order day, dispatch_job, "
+    "product_master_sync_job or inventory_full_reconciliation.",
+)
+def exception_retries(
+    context: dg.SensorEvaluationContext,
+    store: IntegrationStoreResource,
+    commercetools: CommercetoolsResource,
+) -> dg.SensorResult:
+    after = int(context.cursor or 0)
+    pending = pending_retries(store.get_store(), after)
+    if not pending:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no retry asked for since the last tick"))
+    cursor = str(max(after, *(p.event_id for p in pending)))
+    if any(p.record.flow == "order_to_cash" for p in pending):
+        with commercetools.open_client() as client:
+            runs, unplanned = plan_retry_runs(pending, order_day_finder(client))
+    else:
+        runs, unplanned = plan_retry_runs(pending, lambda record: None)
+    valid_days = set(order_days.get_partition_keys())
+    requests = []
+    for run in runs:
+        if run.partition_key is not None and run.partition_key not in valid_days:
+            context.log.warning(
+                "exceptions %s: day %s is outside the order_days partitions",
+                run.exception_ids,
+                run.partition_key,
+            )
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=run.run_key,
+                job_name=run.job_name,
+                partition_key=run.partition_key,
+                tags={
+                    "ct_pipelines/trigger": "exception_retries",
+                    "ct_pipelines/exceptions": ",".join(map(str, run.exception_ids))[:200],
+                },
+            )
+        )
+    for record, reason in unplanned:
+        context.log.warning("exception %s (%s) not relaunched: %s", record.id, record.flow, reason)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dg.sensor(
+    name="check_failure_alerts",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends an alert for every asset check that fails with ERROR severity (once per "
+    "incident, again after 6 hours if still failing) and an all-clear when it passes again.",
+)
+def check_failure_alerts(
+    context: dg.SensorEvaluationContext, alerts: AlertsResource
+) -> dg.SensorResult:
+    state = CheckAlertState.from_json(context.cursor)
+    if state.after is None:
+        since = datetime.now(UTC) - INITIAL_LOOKBACK
+        evaluations = check_evaluations(context.instance, since=since, limit=EVALUATIONS_PER_TICK)
+    else:
+        evaluations = check_evaluations(
+            context.instance, after_storage_id=state.after, limit=EVALUATIONS_PER_TICK
+        )
+    if not alerts.configured:
+        newest = latest_storage_id(context.instance)
+        state.after = max(state.after or 0, newest or 0) or None
+        return dg.SensorResult(skip_reason=dg.SkipReason(NOT_CONFIGURED), cursor=state.to_json())
+    messages, next_state = decide_check_alerts(
+        state, evaluations, ui_url=alerts.link_base(), secrets=alerts.secrets()
+    )
+    if next_state.after is None:
+        next_state.after = latest_storage_id(context.instance)
+    # A delivery failure raises: the cursor stays put and the next tick tries again.
+    for message in messages:
+        alerts.send(message)
+    if not messages:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"{len(evaluations)} check evaluations, nothing to alert"),
+            cursor=next_state.to_json(),
+        )
+    context.log.info("sent %d check alerts", len(messages))
+    return dg.SensorResult(cursor=next_state.to_json())
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alerts",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends an alert when a run of this code location fails: job, failed steps and "
+    "error type, never the data the run was handling.",
+)
+def run_failure_alerts(
+    context: dg.RunFailureSensorContext, alerts: AlertsResource
+) -> dg.SkipReason | None:
+    if not alerts.configured:
+        return dg.SkipReason(NOT_CONFIGURED)
+    failures = []
+    for event in context.get_step_failure_events():
+        error = getattr(event.event_specific_data, "error", None)
+        failures.append(
+            StepFailure(
+                step=event.step_key or "?",
+                error_type=getattr(error, "cls_name", None),
+                message=getattr(error, "message", None),
+            )
+        )
+    run = context.dagster_run
+    alerts.send(
+        run_failure_alert(
+            job=run.job_name,
+            run_id=run.run_id,
+            partition=run.tags.get("dagster/partition"),
+            failures=failures,
+            run_message=context.failure_event.message,
+            ui_url=alerts.link_base(),
+            secrets=alerts.secrets(),
+        )
+    )
+    return None

@@ -1,0 +1,329 @@
+"""Order-to-cash: each shop day's orders as the ERP will receive them, then into the ERP once."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.erp.port import SalesOrderDraft
+from ct_pipelines.mapping.orders import EligibilityRule, as_utc_literal, created_window_predicate
+from ct_pipelines.mapping.sales_orders import SalesOrderMapping, TaxCodeTable
+from ct_pipelines.order_export.batch import BATCH_COLUMNS, build_batch, park_rejects
+from ct_pipelines.order_export.engine import FLOW, ExportItem, ExportSettings, OrderExporter
+from ct_pipelines.order_export.write_back import WriteBackMode, write_back
+from ct_pipelines.settings import SHOP
+from ct_pipelines.store import SnapshotNotFound
+
+order_days = dg.DailyPartitionsDefinition(
+    start_date=SHOP.orders_start_date, timezone=SHOP.timezone, end_offset=1
+)
+
+ORDER_BATCH_COLUMNS = {
+    "order_id": "commercetools order id",
+    "external_document_number": "orderNumber, or the order id when it has none",
+    "order_date": f"creation date in the shop's time zone ({SHOP.timezone})",
+    "net_minor": "order net total in minor units of `currency`",
+    "tax_minor": "order tax total in minor units",
+    "gross_minor": "order gross total in minor units",
+    "eligible": "paid or authorised and not cancelled",
+    "sales_order": "the sales order as the ERP will receive it (JSON), empty when it cannot be mapped",
+    "mapping_error": "why the order cannot be mapped (unknown SKU, tax code, validation)",
+    "exported_marker": "commercetools already carries the export marker (sync info)",
+}
+
+
+class OrderToCashConfig(dg.Config):
+    """How orders become ERP sales orders; the defaults suit a UK shop on the sandbox ERP."""
+
+    eligible_payment_states: list[str] = ["Paid"]
+    eligible_transaction_types: list[str] = ["Authorization", "Charge"]
+    tax_codes_by_rate: dict[str, str] = {"0.2": "S", "0.05": "R", "0": "Z"}
+    tax_codes_by_category: dict[str, str] = {}
+    # Custom line items (no SKU) by slug or key -> ERP service item; others go to default_custom_item.
+    custom_items: dict[str, str] = {"gift-wrap": "GIFT-WRAP", "engraving": "ENGRAVING"}
+    default_custom_item: str = "CUSTOM"
+    shipping_item: str = "SHIPPING"
+    discount_item: str = "DISCOUNT"
+    max_item_number_length: int = 20
+    max_document_number_length: int = 35
+    export_channel_key: str = "erp-order-export"
+
+    def rule(self) -> EligibilityRule:
+        return EligibilityRule(
+            payment_states=frozenset(self.eligible_payment_states),
+            transaction_types=frozenset(self.eligible_transaction_types),
+        )
+
+    def mapping(self, item_numbers: dict[str, str]) -> SalesOrderMapping:
+        return SalesOrderMapping(
+            item_numbers=item_numbers,
+            tax_codes=TaxCodeTable(
+                by_rate={Decimal(rate): code for rate, code in self.tax_codes_by_rate.items()},
+                by_category=dict(self.tax_codes_by_category),
+            ),
+            custom_items=dict(self.custom_items),
+            default_custom_item=self.default_custom_item,
+            shipping_item=self.shipping_item,
+            discount_item=self.discount_item,
+            max_item_number_length=self.max_item_number_length,
+            max_document_number_length=self.max_document_number_length,
+        )
+
+
+def _batch_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def export_channel_id(client: Any, key: str) -> str | None:
+    return next((channel.id for channel in client.iter_channels() if channel.key == key), None)
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Each shop day's commercetools orders as the ERP will receive them.",
+)
+def order_batches(
+    context: dg.AssetExecutionContext,
+    config: OrderToCashConfig,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    with erp.open_port() as port:
+        mapping = config.mapping({item.sku: item.item_no for item in port.iter_items()})
+    frames: list[pd.DataFrame] = []
+    unreadable = 0
+    with commercetools.open_client() as client:
+        channel_id = export_channel_id(client, config.export_channel_key)
+        # A single run may cover a backfill range: each day is read and replaced on its own,
+        # so re-running any day is safe.
+        for key in context.partition_keys:
+            window = order_days.time_window_for_partition_key(key)
+            batch = build_batch(
+                client.query_all(
+                    "orders",
+                    where=[created_window_predicate()],
+                    variables={
+                        "windowStart": as_utc_literal(window.start),
+                        "windowEnd": as_utc_literal(window.end),
+                    },
+                    expand=["paymentInfo.payments[*]"],
+                ),
+                tz=SHOP.tz,
+                rule=config.rule(),
+                mapping=mapping,
+                channel_id=channel_id,
+            )
+            # Bad input must not sink the day: it goes on the exception queue.
+            unreadable += park_rejects(integration_store, FLOW, batch.rejects)
+            rows = batch.rows
+            frame = _batch_frame(rows)
+            integration_store.write_snapshot(
+                "order_batches", frame, partition_key=key, taken_at=taken_at
+            )
+            context.log.info("order_batches %s: %d orders", key, len(frame))
+            frames.append(frame)
+
+    combined = pd.concat(frames, ignore_index=True) if frames else _batch_frame([])
+    eligible = int(combined["eligible"].sum()) if len(combined) else 0
+    preview = combined.drop(columns=["sales_order"])
+    metadata = frame_metadata(preview, descriptions=ORDER_BATCH_COLUMNS)
+    metadata["dagster/column_schema"] = frame_metadata(combined, descriptions=ORDER_BATCH_COLUMNS)[
+        "dagster/column_schema"
+    ]
+    metadata.update(
+        {
+            "source": commercetools.describe(),
+            "partitions": len(context.partition_keys),
+            "eligible_orders": eligible,
+            "ineligible_orders": len(combined) - eligible,
+            "unmappable_orders": int(combined["mapping_error"].notna().sum()),
+            "unreadable_orders": unreadable,
+            "gross_minor_by_currency": dg.MetadataValue.json(
+                {
+                    str(k): int(v)
+                    for k, v in combined.groupby("currency")["gross_minor"].sum().items()
+                }
+            ),
+            "orders_by_payment_state": dg.MetadataValue.json(
+                {
+                    str(k): int(v)
+                    for k, v in combined["payment_state"].fillna("none").value_counts().items()
+                }
+            ),
+        }
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class ErpExportConfig(dg.Config):
+    """Throttling for ERP writes: a flash sale queues here instead of overwhelming the ERP."""
+
+    workers: int = 4
+    rate_per_second: float = 50.0
+    burst: int = 4
+    max_attempts: int = 5
+    write_back: str = "sync_info"  # sync_info | custom_field | none
+    write_back_field: str = "erpSalesOrderNumber"
+    export_channel_key: str = "erp-order-export"
+
+
+def read_batch(integration_store: Any, partition_key: str) -> pd.DataFrame:
+    """A day's order batch, or an empty one when that day was never materialised."""
+    try:
+        return integration_store.read_snapshot("order_batches", partition_key=partition_key)
+    except SnapshotNotFound:
+        return _batch_frame([])
+
+
+def export_items(frame: pd.DataFrame) -> list[ExportItem]:
+    """Eligible orders of a batch in the order they were placed (FIFO), with draft or error."""
+    eligible = frame[frame["eligible"].astype(bool)].sort_values(["created_at", "order_id"])
+    items = []
+    for row in eligible.itertuples(index=False):
+        draft = (
+            SalesOrderDraft.model_validate_json(row.sales_order)
+            if isinstance(row.sales_order, str)
+            else None
+        )
+        items.append(
+            ExportItem(
+                key=row.external_document_number,
+                order_id=row.order_id,
+                order_version=int(row.order_version),
+                created_at=row.created_at,
+                draft=draft,
+                error_category=row.mapping_error_category if draft is None else None,
+                error_reason=row.mapping_error if draft is None else None,
+                sku=row.mapping_error_sku if draft is None else None,
+            )
+        )
+    return items
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[order_batches],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="erp_writes",
+    description="Eligible orders created in the ERP exactly once, and marked in commercetools.",
+)
+def erp_sales_orders(
+    context: dg.AssetExecutionContext,
+    config: ErpExportConfig,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    frames = [read_batch(integration_store, key) for key in context.partition_keys]
+    batch = pd.concat(frames, ignore_index=True) if frames else _batch_frame([])
+    items = export_items(batch) if len(batch) else []
+    settings = ExportSettings(
+        workers=config.workers,
+        rate_per_second=config.rate_per_second or None,
+        burst=config.burst,
+        max_attempts=config.max_attempts,
+    )
+    started = datetime.now(UTC)
+    with erp.open_port() as port:
+        report = OrderExporter(port, integration_store, settings).export(items)
+    seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
+    counts = report.counts
+
+    marked, mark_failed = _write_back(
+        context, config, commercetools, integration_store, batch, report
+    )
+    failures = [r for r in report.results if r.outcome.startswith("failed")]
+    context.log.info("erp_sales_orders: %s", json.dumps(counts))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(report.results),
+            **{f"orders_{name}": value for name, value in counts.items()},
+            "ineligible_orders": int((~batch["eligible"].astype(bool)).sum()) if len(batch) else 0,
+            "marked_in_commercetools": marked,
+            "write_back_failures": mark_failed,
+            "orders_per_second": round((counts["exported"] + counts["recovered"]) / seconds, 2),
+            "workers": config.workers,
+            "rate_limit_per_second": config.rate_per_second,
+            "failures": dg.MetadataValue.md(
+                pd.DataFrame(
+                    [
+                        {"order": r.key, "category": r.category, "reason": r.reason}
+                        for r in failures[:50]
+                    ]
+                ).to_markdown(index=False)
+                if failures
+                else "none"
+            ),
+        }
+    )
+
+
+def _write_back(
+    context: dg.AssetExecutionContext,
+    config: ErpExportConfig,
+    commercetools: CommercetoolsResource,
+    integration_store: Any,
+    batch: pd.DataFrame,
+    report: Any,
+) -> tuple[int, int]:
+    """Mark exported orders in commercetools; a failure here is queued, the ERP order stands."""
+    mode: WriteBackMode = config.write_back  # type: ignore[assignment]
+    if mode == "none" or not len(batch):
+        return 0, 0
+    done = {
+        r.key: r
+        for r in report.results
+        if r.outcome in ("exported", "recovered", "already_exported")
+    }
+    pending = batch[
+        batch["external_document_number"].isin(done) & ~batch["exported_marker"].astype(bool)
+    ]
+    marked = failed = 0
+    if pending.empty:
+        return 0, 0
+    with commercetools.open_client() as client:
+        channel_id = export_channel_id(client, config.export_channel_key)
+        for row in pending.itertuples(index=False):
+            key = row.external_document_number
+            document = (
+                done[key].erp_document or integration_store.ledger.get(FLOW, key).external_ref
+            )
+            try:
+                order = client.get(f"orders/{row.order_id}")
+                if write_back(
+                    client,
+                    order,
+                    mode=mode,
+                    channel_key=config.export_channel_key,
+                    channel_id=channel_id,
+                    erp_document=str(document),
+                    synced_at=datetime.now(UTC),
+                    field_name=config.write_back_field,
+                ):
+                    marked += 1
+            except Exception as exc:
+                failed += 1
+                integration_store.record_exception(
+                    flow=FLOW,
+                    entity_key=key,
+                    category="write_back",
+                    reason=f"order is in the ERP as {document} but could not be marked in commercetools: "
+                    f"{type(exc).__name__}: {exc}",
+                    payload_ref=f"order:{row.order_id}@v{row.order_version}",
+                )
+                context.log.warning("write-back failed for %s: %s", key, type(exc).__name__)
+    return marked, failed

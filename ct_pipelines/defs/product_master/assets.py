@@ -1,0 +1,219 @@
+"""Product master: the designated master's items (the ERP by default), syndicated to commercetools.
+
+``product_master`` reads the master and records what it holds; ``commercetools_products``
+creates missing products and variants and sends the minimal update actions for the rest
+(names, attributes, prices, tax categories), catching edits made in commercetools to mastered
+fields. Nothing is ever deleted.
+"""
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.product_master.resources import ProductCatalogResource
+from ct_pipelines.defs.resources import (
+    CommercetoolsResource,
+    ErpResource,
+    IntegrationStoreResource,
+)
+from ct_pipelines.mapping.products import (
+    PRODUCT_MASTER_COLUMNS,
+    PRODUCT_SYNC_COLUMNS,
+    product_master_frame,
+    product_sync_frame,
+)
+from ct_pipelines.products.master import build_catalog
+from ct_pipelines.products.planner import SyncPlan, SyncPolicy
+from ct_pipelines.products.sync import FLOW, sync_products
+
+SYNC_SNAPSHOT = "product_sync"
+MASTER_RULE_CHECK = "mastered_fields_in_step"
+PREVIEW_CHANGES = 25
+
+
+@dg.asset(group_name=FLOW, kinds={"python"})
+def product_master(
+    context: dg.AssetExecutionContext, erp: ErpResource, store: IntegrationStoreResource
+) -> dg.MaterializeResult:
+    """The designated master's items (the ERP by default), as syndication reads them."""
+    with erp.open_port() as port:
+        frame = product_master_frame(port.iter_items())
+    taken_at = datetime.now(UTC)
+    info = store.get_store().write_snapshot(FLOW, frame, taken_at=taken_at)
+    context.log.info("product_master: %d items from %s", len(frame), erp.describe())
+    metadata = frame_metadata(frame, descriptions=PRODUCT_MASTER_COLUMNS)
+    metadata.update(
+        {
+            "source": erp.describe(),
+            "snapshot_taken_at": dg.MetadataValue.timestamp(taken_at),
+            "snapshot_id": str(getattr(info, "id", "")),
+            "active_items": int(frame["active"].sum()) if len(frame) else 0,
+            "items_by_tax_code": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in frame["tax_code"].value_counts().items()}
+            ),
+            # Two items with one SKU cannot both be syndicated; the sync keeps the first.
+            "duplicate_skus": int(frame["sku"].duplicated().sum()),
+        }
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class ProductSyncConfig(dg.Config):
+    """Run configuration of a product sync."""
+
+    # What to do with an edit made in commercetools to a mastered field.
+    drift_policy: Literal["revert", "report"] = "revert"
+    # Publish after updating (else changes stay staged for a person to publish).
+    publish: bool = True
+    # What happens in commercetools to what the master deactivates; never a deletion.
+    deactivation: Literal["unpublish", "flag"] = "unpublish"
+    # Boolean variant attribute marking deactivated variants; empty turns flagging off.
+    flag_attribute: str = "discontinued"
+    # Plan and report only; nothing is sent and the baseline is kept.
+    dry_run: bool = False
+    # Stop sending after this many failed products: past that something systemic is wrong.
+    max_failures: int = 50
+
+    def policy(self, product_type_key: str | None) -> SyncPolicy:
+        return SyncPolicy(
+            drift=self.drift_policy,
+            publish=self.publish,
+            deactivation=self.deactivation,
+            flag_attribute=self.flag_attribute or None,
+            product_type_key=product_type_key,
+        )
+
+
+def _changes_preview(changes: list[dict[str, object]]) -> str:
+    if not changes:
+        return "No mastered field differs."
+    frame = pd.DataFrame(changes[:PREVIEW_CHANGES])
+    more = (
+        f"\n\n… and {len(changes) - PREVIEW_CHANGES} more" if len(changes) > PREVIEW_CHANGES else ""
+    )
+    return frame.to_markdown(index=False) + more
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    deps=[product_master],
+    pool="commercetools_writes",
+    check_specs=[dg.AssetCheckSpec(MASTER_RULE_CHECK, asset="commercetools_products")],
+)
+def commercetools_products(
+    context: dg.AssetExecutionContext,
+    config: ProductSyncConfig,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+    product_catalog: ProductCatalogResource,
+) -> dg.MaterializeResult:
+    """commercetools products, variants, prices and tax categories syndicated from the master.
+
+    Creates what is missing, sends only the update actions that change something (a sync with
+    nothing to do sends no request), publishes per configuration, and reverts or reports edits
+    made in commercetools to mastered fields. Deactivated items are unpublished or flagged,
+    never deleted.
+    """
+    taken_at = datetime.now(UTC)
+    with erp.open_port() as port:
+        master = build_catalog(port.iter_items(), product_catalog.rules())
+    integration_store = store.get_store()
+    policy = config.policy(product_catalog.product_type_key)
+    with commercetools.open_client() as client:
+        run = sync_products(
+            client,
+            integration_store,
+            master,
+            policy,
+            dry_run=config.dry_run,
+            taken_at=taken_at,
+            max_failures=config.max_failures,
+        )
+    plan, result = run.plan, run.result
+    frame = product_sync_frame(plan, result)
+    if not config.dry_run:
+        integration_store.write_snapshot(SYNC_SNAPSHOT, frame, taken_at=taken_at)
+    drift = plan.drift_counts()
+    changes = [
+        {
+            "entity": c.entity,
+            "field": c.field,
+            "master": c.master,
+            "commercetools": c.commercetools,
+            "kind": c.kind,
+            "applied": c.applied,
+        }
+        for c in plan.changes()
+    ]
+    context.log.info(
+        "commercetools_products: %d products, %d update requests planned, %d sent, "
+        "%d created, %d failed; drift %s",
+        plan.products,
+        plan.update_requests,
+        result.update_requests,
+        len(result.created),
+        len(result.failed),
+        drift,
+    )
+    if result.aborted:
+        raise dg.Failure(
+            f"product sync stopped after {len(result.failed)} failed products; "
+            "see the exception queue (flow product_master)",
+            metadata={"failed_products": len(result.failed)},
+        )
+    metadata = frame_metadata(frame, descriptions=PRODUCT_SYNC_COLUMNS)
+    metadata.update(
+        {
+            "target": commercetools.describe(),
+            "master": erp.describe(),
+            "dry_run": config.dry_run,
+            "drift_policy": config.drift_policy,
+            "publish": config.publish,
+            "deactivation": config.deactivation,
+            "skus": plan.skus,
+            "baseline_found": run.baseline_found,
+            "requests_planned": plan.requests,
+            "update_requests_planned": plan.update_requests,
+            "update_requests_sent": result.update_requests,
+            "products_created": len(result.created),
+            "products_updated": len(result.updated),
+            "products_failed": len(result.failed),
+            "actions_planned": dg.MetadataValue.json(plan.action_counts()),
+            "drift_detected": drift["detected"],
+            "drift_reverted": drift["reverted"],
+            "drift_reported": drift["reported"],
+            "issues": dg.MetadataValue.json(_issue_counts(plan)),
+            "exceptions_recorded": run.exceptions_recorded,
+            "exceptions_closed": run.exceptions_closed,
+            "changes": dg.MetadataValue.md(_changes_preview(changes)),
+        }
+    )
+    unreverted = drift["reported"]
+    failed = len(result.failed)
+    check = dg.AssetCheckResult(
+        check_name=MASTER_RULE_CHECK,
+        passed=unreverted == 0 and failed == 0,
+        # A failed product means the master's data did not arrive; a reported edit is a
+        # decision waiting for a person.
+        severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,
+        description=(
+            "Mastered fields edited in commercetools and left as reported, and products whose "
+            "sync failed"
+        ),
+        metadata={
+            "drift_reported": unreverted,
+            "drift_reverted": drift["reverted"],
+            "products_failed": failed,
+        },
+    )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _issue_counts(plan: SyncPlan) -> dict[str, int]:
+    return dict(sorted(Counter(issue.kind for issue in plan.issues).items()))

@@ -1,0 +1,140 @@
+"""Parity checks between the product master and commercetools.
+
+One read of both systems feeds five checks: SKU parity both ways, price parity to the minor
+unit per currency, country and channel, tax category parity, variants without a price and
+duplicate SKUs. They read the systems afresh, so they also catch drift between syncs.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from ct_pipelines.defs.product_master import assets as product_assets
+from ct_pipelines.defs.product_master.resources import ProductCatalogResource
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource
+from ct_pipelines.products.master import build_catalog
+from ct_pipelines.products.parity import ParityReport, compare
+from ct_pipelines.products.sync import read_commercetools
+
+SKU_PARITY = "sku_parity"
+PRICE_PARITY = "price_parity"
+TAX_CATEGORY_PARITY = "tax_category_parity"
+VARIANTS_WITHOUT_PRICE = "variants_without_price"
+DUPLICATE_SKUS = "duplicate_skus"
+SAMPLE = 20
+
+_ASSET = product_assets.commercetools_products.key
+_ERROR = dg.AssetCheckSeverity.ERROR
+_WARN = dg.AssetCheckSeverity.WARN
+
+
+def _spec(name: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=_ASSET, description=description)
+
+
+def parity_results(report: ParityReport) -> Iterator[dg.AssetCheckResult]:
+    """The five check results of one parity report (also used by tests and the bench)."""
+    missing_ct, missing_master = report.missing_in_commercetools, report.missing_in_master
+    yield dg.AssetCheckResult(
+        asset_key=_ASSET,
+        check_name=SKU_PARITY,
+        # A SKU only commercetools sells cannot be imported as a sales order line.
+        passed=not missing_ct and not missing_master,
+        severity=_ERROR,
+        metadata={
+            "view": report.view,
+            "master_skus": report.master_skus,
+            "commercetools_skus": report.commercetools_skus,
+            "missing_in_commercetools": len(missing_ct),
+            "missing_in_master": len(missing_master),
+            "sample_missing_in_commercetools": dg.MetadataValue.json(missing_ct[:SAMPLE]),
+            "sample_missing_in_master": dg.MetadataValue.json(missing_master[:SAMPLE]),
+        },
+    )
+    mismatches = report.price_mismatches
+    yield dg.AssetCheckResult(
+        asset_key=_ASSET,
+        check_name=PRICE_PARITY,
+        passed=not mismatches,
+        severity=_ERROR,
+        metadata={
+            "prices_compared": report.prices_compared,
+            "mismatches": len(mismatches),
+            "mismatches_by_currency": dg.MetadataValue.json(report.price_mismatches_by_currency()),
+            "sample": dg.MetadataValue.json(
+                [
+                    {
+                        "sku": m.sku,
+                        "scope": m.scope,
+                        "master_minor": m.master_minor,
+                        "commercetools_minor": m.commercetools_minor,
+                    }
+                    for m in mismatches[:SAMPLE]
+                ]
+            ),
+        },
+    )
+    taxes = report.tax_mismatches
+    yield dg.AssetCheckResult(
+        asset_key=_ASSET,
+        check_name=TAX_CATEGORY_PARITY,
+        # A wrong tax category makes the ERP journal disagree with the order's tax.
+        passed=not taxes,
+        severity=_ERROR,
+        metadata={
+            "products_compared": report.products_compared,
+            "mismatches": len(taxes),
+            "sample": dg.MetadataValue.json(
+                [
+                    {"product": t.product_key, "master": t.master, "commercetools": t.commercetools}
+                    for t in taxes[:SAMPLE]
+                ]
+            ),
+        },
+    )
+    unpriced = report.variants_without_price
+    yield dg.AssetCheckResult(
+        asset_key=_ASSET,
+        check_name=VARIANTS_WITHOUT_PRICE,
+        passed=not unpriced,
+        severity=_WARN,
+        metadata={
+            "variants_without_price": len(unpriced),
+            "sample": dg.MetadataValue.json(unpriced[:SAMPLE]),
+        },
+    )
+    dup_master, dup_ct = report.duplicate_skus_master, report.duplicate_skus_commercetools
+    yield dg.AssetCheckResult(
+        asset_key=_ASSET,
+        check_name=DUPLICATE_SKUS,
+        passed=not dup_master and not dup_ct,
+        severity=_ERROR,
+        metadata={
+            "duplicates_in_master": len(dup_master),
+            "duplicates_in_commercetools": len(dup_ct),
+            "sample_master": dg.MetadataValue.json(dup_master[:SAMPLE]),
+            "sample_commercetools": dg.MetadataValue.json(dup_ct[:SAMPLE]),
+        },
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        _spec(SKU_PARITY, "Every active master SKU is in commercetools and the reverse"),
+        _spec(PRICE_PARITY, "Prices agree to the minor unit per currency, country and channel"),
+        _spec(TAX_CATEGORY_PARITY, "Each product's tax category matches the master's tax code"),
+        _spec(VARIANTS_WITHOUT_PRICE, "No commercetools variant is without a price"),
+        _spec(DUPLICATE_SKUS, "No SKU appears twice in the master or in commercetools"),
+    ],
+    name="product_parity",
+)
+def product_parity(
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    product_catalog: ProductCatalogResource,
+) -> Iterator[dg.AssetCheckResult]:
+    with erp.open_port() as port:
+        master = build_catalog(port.iter_items(), product_catalog.rules())
+    with commercetools.open_client() as client:
+        catalog = read_commercetools(client)
+    yield from parity_results(compare(master, catalog, product_catalog.parity_view))

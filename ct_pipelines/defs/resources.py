@@ -1,0 +1,283 @@
+"""Resources every flow shares: commercetools, the ERP/WMS and the integration store.
+
+Each side chooses on its own between the local sandbox and a live system, so a trial run can
+pair a real commercetools project with the sandbox ERP. Secrets reach the resources only as
+``dg.EnvVar`` (resolved at run time and never shown in the UI); the mode switches are plain
+settings read when the code location loads.
+"""
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ct_pipelines.commercetools import CommercetoolsClient, CommercetoolsSettings
+from ct_pipelines.erp.port import ErpPort
+from ct_pipelines.erp.rest import RestErpClient
+from ct_pipelines.store import IntegrationStore, store_url_from_env
+
+MODES = ("auto", "sandbox", "live")
+CTP_VARIABLES = (
+    "CTP_PROJECT_KEY",
+    "CTP_CLIENT_ID",
+    "CTP_CLIENT_SECRET",
+    "CTP_AUTH_URL",
+    "CTP_API_URL",
+    "CTP_SCOPES",
+)
+ERP_VARIABLES = ("CT_PIPELINES_ERP_URL",)
+
+
+def resolved(value: str | None) -> str | None:
+    """A setting's value; an EnvVar not yet resolved by a run (the demo, tests) is read here."""
+    if isinstance(value, dg.EnvVar):
+        return value.get_value()
+    return value
+
+
+class ConfigurationError(RuntimeError):
+    """The environment asks for something that cannot work; raised before any run starts."""
+
+
+def side_mode(side: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The mode of one side: its own switch, else CT_PIPELINES_MODE, else auto."""
+    value = (
+        environ.get(f"CT_PIPELINES_{side.upper()}") or environ.get("CT_PIPELINES_MODE") or "auto"
+    )
+    value = value.strip().lower()
+    if value not in MODES:
+        raise ConfigurationError(
+            f"CT_PIPELINES_{side.upper()} / CT_PIPELINES_MODE is {value!r}; expected one of {', '.join(MODES)}"
+        )
+    return value
+
+
+def sandbox_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the sandbox world lives, so separate Dagster runs see one world."""
+    explicit = environ.get("CT_PIPELINES_SANDBOX_DIR")
+    if explicit:
+        return Path(explicit)
+    home = environ.get("DAGSTER_HOME")
+    if not home:
+        raise ConfigurationError(
+            "Set DAGSTER_HOME (or CT_PIPELINES_SANDBOX_DIR) to use the sandbox"
+        )
+    return Path(home) / "sandbox"
+
+
+_worlds: dict[Path, Any] = {}
+_worlds_lock = threading.Lock()
+
+
+def sandbox_world(directory: Path) -> Any:
+    """The sandbox world in ``directory``, one object per process (seeded on first use)."""
+    from ct_pipelines.sandbox import SandboxWorld
+
+    key = directory.resolve()
+    with _worlds_lock:
+        world = _worlds.get(key)
+        if world is None:
+            world = _worlds[key] = SandboxWorld.open(key)
+        return world
+
+
+def sandbox_settings() -> CommercetoolsSettings:
+    """Credentials of the local sandbox project: local-only values, not secrets."""
+    from pydantic import SecretStr
+
+    from ct_pipelines.sandbox import (
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        SANDBOX_CT_URL,
+        SANDBOX_PROJECT_KEY,
+    )
+
+    return CommercetoolsSettings(
+        project_key=SANDBOX_PROJECT_KEY,
+        client_id=SANDBOX_CLIENT_ID,
+        client_secret=SecretStr(SANDBOX_CLIENT_SECRET),
+        auth_url=SANDBOX_CT_URL,
+        api_url=SANDBOX_CT_URL,
+        scopes=[f"manage_project:{SANDBOX_PROJECT_KEY}"],
+    )
+
+
+def _resolve(mode: str, missing: list[str], side: str) -> bool:
+    """True when the side runs against the sandbox; refuses live mode without credentials."""
+    if mode == "sandbox":
+        return True
+    if mode == "live" and missing:
+        raise ConfigurationError(
+            f"CT_PIPELINES_MODE=live but {side} credentials are missing: {', '.join(missing)}. "
+            "Refusing to fall back to the sandbox."
+        )
+    return bool(missing)
+
+
+class CommercetoolsResource(dg.ConfigurableResource):
+    """A commercetools project: live when every CTP_* variable is set, else the local sandbox."""
+
+    mode: str = "auto"
+    project_key: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    auth_url: str | None = None
+    api_url: str | None = None
+    scopes: str | None = None
+    sandbox_dir: str | None = None
+
+    def _settings_env(self) -> dict[str, str]:
+        values = {
+            "CTP_PROJECT_KEY": resolved(self.project_key),
+            "CTP_CLIENT_ID": resolved(self.client_id),
+            "CTP_CLIENT_SECRET": resolved(self.client_secret),
+            "CTP_AUTH_URL": resolved(self.auth_url),
+            "CTP_API_URL": resolved(self.api_url),
+            "CTP_SCOPES": resolved(self.scopes),
+        }
+        return {k: v for k, v in values.items() if v}
+
+    @property
+    def uses_sandbox(self) -> bool:
+        missing = CommercetoolsSettings.missing_from_env(self._settings_env())
+        return _resolve(self.mode, missing, "commercetools")
+
+    def describe(self) -> str:
+        """A line for logs and metadata saying which project this is, without secrets."""
+        if self.uses_sandbox:
+            return f"commercetools sandbox (no CTP_* credentials) in {self._sandbox_path()}"
+        return f"commercetools project {resolved(self.project_key)} at {resolved(self.api_url)}"
+
+    def _sandbox_path(self) -> Path:
+        return Path(self.sandbox_dir) if self.sandbox_dir else sandbox_dir()
+
+    @contextmanager
+    def open_client(self) -> Iterator[CommercetoolsClient]:
+        """A client for one step; closed when the step is done."""
+        if self.uses_sandbox:
+            world = sandbox_world(self._sandbox_path())
+            dg.get_dagster_logger().info(
+                "commercetools: no CTP_* credentials, using the local sandbox at %s",
+                self._sandbox_path(),
+            )
+            client = CommercetoolsClient(
+                sandbox_settings(), transport=world.commercetools_transport()
+            )
+        else:
+            client = CommercetoolsClient(CommercetoolsSettings.from_env(self._settings_env()))
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class ErpResource(dg.ConfigurableResource):
+    """The ERP/WMS through its port: live when CT_PIPELINES_ERP_URL is set, else the sandbox."""
+
+    mode: str = "auto"
+    base_url: str | None = None
+    api_token: str | None = None
+    sandbox_dir: str | None = None
+
+    @property
+    def uses_sandbox(self) -> bool:
+        missing = [] if resolved(self.base_url) else list(ERP_VARIABLES)
+        return _resolve(self.mode, missing, "ERP")
+
+    def describe(self) -> str:
+        if self.uses_sandbox:
+            return f"ERP/WMS sandbox in {self._sandbox_path()}"
+        return f"ERP/WMS at {resolved(self.base_url)}"
+
+    def _sandbox_path(self) -> Path:
+        return Path(self.sandbox_dir) if self.sandbox_dir else sandbox_dir()
+
+    @contextmanager
+    def open_port(self) -> Iterator[ErpPort]:
+        if self.uses_sandbox:
+            from ct_pipelines.sandbox import SANDBOX_ERP_URL
+
+            world = sandbox_world(self._sandbox_path())
+            dg.get_dagster_logger().info(
+                "ERP: CT_PIPELINES_ERP_URL not set, using the local sandbox at %s",
+                self._sandbox_path(),
+            )
+            client = RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport())
+        else:
+            from pydantic import SecretStr
+
+            token_value = resolved(self.api_token)
+            token = SecretStr(token_value) if token_value else None
+            client = RestErpClient(str(resolved(self.base_url)), token)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+_stores: dict[str, IntegrationStore] = {}
+_stores_lock = threading.Lock()
+
+
+class IntegrationStoreResource(dg.ConfigurableResource):
+    """The integration store: SQLite under DAGSTER_HOME, or PostgreSQL via CT_PIPELINES_DB_URL."""
+
+    db_url: str | None = None
+
+    def get_store(self) -> IntegrationStore:
+        # One engine and one migration check per process, not per step.
+        url = resolved(self.db_url) or store_url_from_env()
+        with _stores_lock:
+            store = _stores.get(url)
+            if store is None:
+                store = IntegrationStore(url)
+                store.migrate()
+                _stores[url] = store
+            return store
+
+
+def _env(name: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """An EnvVar when the variable is set, so unset optional settings stay None."""
+    return dg.EnvVar(name) if environ.get(name) else None
+
+
+def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, dg.ConfigurableResource]:
+    """Every resource the flows use; the one place they are bound (Definitions, demo, tests)."""
+    from ct_pipelines.defs.product_master.resources import ProductCatalogResource
+
+    ct_mode = side_mode("commercetools", environ)
+    erp_mode = side_mode("erp", environ)
+    ctp_missing = [name for name in CTP_VARIABLES if not environ.get(name)]
+    # Fail at load time, so `dagster dev` shows the reason instead of a run failing later.
+    _resolve(ct_mode, ctp_missing, "commercetools")
+    _resolve(erp_mode, [n for n in ERP_VARIABLES if not environ.get(n)], "ERP")
+    sandbox = environ.get("CT_PIPELINES_SANDBOX_DIR")
+    return {
+        "commercetools": CommercetoolsResource(
+            mode=ct_mode,
+            project_key=_env("CTP_PROJECT_KEY", environ),
+            client_id=_env("CTP_CLIENT_ID", environ),
+            client_secret=_env("CTP_CLIENT_SECRET", environ),
+            auth_url=_env("CTP_AUTH_URL", environ),
+            api_url=_env("CTP_API_URL", environ),
+            scopes=_env("CTP_SCOPES", environ),
+            sandbox_dir=sandbox,
+        ),
+        "erp": ErpResource(
+            mode=erp_mode,
+            base_url=_env("CT_PIPELINES_ERP_URL", environ),
+            api_token=_env("CT_PIPELINES_ERP_TOKEN", environ),
+            sandbox_dir=sandbox,
+        ),
+        "store": IntegrationStoreResource(db_url=_env("CT_PIPELINES_DB_URL", environ)),
+        "product_catalog": ProductCatalogResource(),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())

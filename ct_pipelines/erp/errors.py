@@ -1,0 +1,70 @@
+"""Typed ERP errors: callers branch on the class (retry later or park the record), not on text.
+
+Messages carry the HTTP method, the path and the ERP's own reason. They never carry headers, so
+the API token cannot leak through an exception or a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ErpError(Exception):
+    """Any failure talking to the ERP/WMS."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        status: int | None,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}" if status is None else f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+class ErpTransientError(ErpError):
+    """Worth retrying later: 5xx, 429, timeouts, lost connections (retries already exhausted)."""
+
+    retryable = True
+
+
+class ErpRecordLockedError(ErpTransientError):
+    """The ERP holds a lock on the record or refuses more concurrent writes (423 RecordLocked)."""
+
+
+class ErpValidationError(ErpError):
+    """The ERP rejected the document (400/422); permanent until the document changes."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class ErpConflictError(ErpError):
+    """The request conflicts with what the ERP holds, e.g. a journal batch id reused for other lines."""
+
+
+class ErpNotFoundError(ErpError):
+    """The record or route does not exist."""
+
+
+class ErpAuthError(ErpError):
+    """401/403: the token is missing, wrong or lacks a permission; a configuration problem."""
+
+
+__all__ = [
+    "ErpAuthError",
+    "ErpConflictError",
+    "ErpError",
+    "ErpNotFoundError",
+    "ErpRecordLockedError",
+    "ErpTransientError",
+    "ErpValidationError",
+]

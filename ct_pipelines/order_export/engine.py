@@ -1,0 +1,345 @@
+"""Exporting sales orders to the ERP exactly once, first in first out, without flooding it.
+
+Exactly once, end to end:
+1. The ledger holds one row per order (unique key: flow + external document number); an order
+   the ledger already calls exported is not sent again.
+2. Before creating, the order is looked up in the ERP by its external document number: a run
+   that crashed after the ERP write but before the ledger write finds it there and only
+   records it (``recovered``), so repeating the run never creates a duplicate.
+3. The create itself carries an idempotency key (the external document number), so a write whose
+   answer was lost on the network replays to the same ERP order.
+
+Throttling: a bounded pool of workers takes orders in the order they were placed (a FIFO queue;
+with W workers an order can overtake at most W-1 earlier ones) and every ERP write waits for a
+token from a shared rate limiter. Dagster's ``erp_writes`` pool keeps other runs out meanwhile.
+
+Failures: transient ones (record locks, 5xx, timeouts) are retried with backoff up to
+``max_attempts`` and then parked as ``transient_exhausted``; permanent ones (mapping, ERP
+validation) are parked with the reason at once. Either way the rest of the batch goes on, and a
+later run retries what is parked once its order is processed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+
+from ct_pipelines.erp.errors import ErpError, ErpTransientError, ErpValidationError
+from ct_pipelines.erp.port import ErpPort, SalesOrderDraft
+
+logger = logging.getLogger(__name__)
+
+FLOW = "order_to_cash"
+Outcome = Literal[
+    "exported", "recovered", "already_exported", "failed_permanent", "failed_transient"
+]
+
+
+class RateLimiter:
+    """A token bucket shared by the workers: at most ``rate`` writes a second, bursts of ``burst``."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = rate
+        self._burst = max(1, burst)
+        self._tokens = float(self._burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self._rate:
+            return
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self._rate
+            self._sleep(wait)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    workers: int = 4
+    rate_per_second: float | None = 50.0
+    burst: int = 4
+    max_attempts: int = 5
+    backoff_base: float = 0.2
+    backoff_max: float = 5.0
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One order ready for the ERP: its draft, or the reason it has none."""
+
+    key: str  # external document number
+    order_id: str
+    order_version: int
+    created_at: str
+    draft: SalesOrderDraft | None
+    error_category: str | None = None
+    error_reason: str | None = None
+    sku: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    key: str
+    outcome: Outcome
+    erp_document: str | None = None
+    attempts: int = 0
+    category: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ExportReport:
+    results: list[ExportResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = Counter(r.outcome for r in self.results)
+        return {name: counts.get(name, 0) for name in Outcome.__args__}  # type: ignore[attr-defined]
+
+    def by_key(self) -> dict[str, ExportResult]:
+        return {r.key: r for r in self.results}
+
+
+def payload_hash(draft: SalesOrderDraft) -> str:
+    body = json.dumps(draft.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class _LedgerWriter:
+    """Records successful exports in the ledger in batches, off the ERP workers' path.
+
+    Safe because the ERP write never depends on it: an order the ERP holds but the ledger does
+    not yet (a crash before the batch commits) is found by the lookup on the next run.
+    """
+
+    def __init__(
+        self, store: Any, flow: str, batch_size: int = 200, interval: float = 0.05
+    ) -> None:
+        self._store = store
+        self._flow = flow
+        self._batch_size = batch_size
+        self._interval = interval
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._error: BaseException | None = None
+        self._thread.start()
+
+    def put(self, key: str, document: str) -> None:
+        if self._error is not None:
+            raise RuntimeError("the ledger writer failed") from self._error
+        self._queue.put((key, document))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError("the ledger writer failed") from self._error
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            batch: list[tuple[str, str]] = []
+            try:
+                item = self._queue.get(timeout=self._interval)
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= self._batch_size:
+                        break
+                    item = self._queue.get_nowait()
+                else:
+                    done = True
+            except queue.Empty:
+                pass
+            if batch:
+                try:
+                    mark_exported_many(self._store, self._flow, batch)
+                except BaseException as exc:  # surfaced to the workers and at close()
+                    self._error = exc
+                    return
+
+
+def mark_exported_many(store: Any, flow: str, entries: Sequence[tuple[str, str]]) -> None:
+    bulk = getattr(getattr(store, "ledger", None), "mark_exported_many", None)
+    if bulk is not None:
+        bulk(flow, entries)
+    else:
+        for key, document in entries:
+            store.mark_exported(flow, key, document)
+
+
+def claim_many(store: Any, flow: str, claims: Sequence[tuple[str, str, int, str]]) -> None:
+    bulk = getattr(getattr(store, "ledger", None), "claim_many", None)
+    if bulk is not None:
+        bulk(flow, claims)
+    else:
+        for key, order_id, version, digest in claims:
+            store.claim(flow, key, order_id, version, digest)
+
+
+class OrderExporter:
+    """Sends a batch of sales orders to the ERP through the port, recording everything in the store."""
+
+    def __init__(
+        self,
+        port: ErpPort,
+        store: Any,
+        settings: ExportSettings = ExportSettings(),
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        actor: str = "order_to_cash",
+    ) -> None:
+        self._port = port
+        self._store = store
+        self._settings = settings
+        self._sleep = sleep
+        self._actor = actor
+        self._limiter = RateLimiter(settings.rate_per_second, settings.burst, sleep=sleep)
+        self._rng = random.Random()
+        self._open_exceptions: set[str] = set()
+        self._ledger: _LedgerWriter | None = None
+
+    def export(self, items: Sequence[ExportItem]) -> ExportReport:
+        """Export ``items`` (already in the order they were placed); returns one result each."""
+        report = ExportReport()
+        done = self._store.exported_keys(FLOW, [item.key for item in items])
+        queue_: list[ExportItem] = []
+        for item in items:
+            if item.key in done:
+                report.results.append(ExportResult(item.key, "already_exported"))
+            elif item.draft is None:
+                report.results.append(self._park_unmappable(item))
+            else:
+                queue_.append(item)
+        if not queue_:
+            return report
+        # Claimed before any write, in one go: the ledger knows what this run is about to send.
+        claim_many(
+            self._store,
+            FLOW,
+            [
+                (i.key, i.order_id, i.order_version, payload_hash(i.draft))
+                for i in queue_
+                if i.draft is not None
+            ],
+        )
+        self._open_exceptions = {
+            e.entity_key
+            for e in self._store.list_exceptions(flow=FLOW, status=["open", "retrying"])
+        }
+        self._ledger = _LedgerWriter(self._store, FLOW)
+        try:
+            # map() hands items to the workers in submission order: first placed, first sent.
+            with ThreadPoolExecutor(
+                max_workers=max(1, self._settings.workers), thread_name_prefix="erp-export"
+            ) as pool:
+                report.results.extend(pool.map(self._export_one, queue_))
+        finally:
+            self._ledger.close()
+        for result in report.results:
+            if result.outcome in ("exported", "recovered") and result.key in self._open_exceptions:
+                self._store.close_on_success(FLOW, result.key, self._actor)
+        return report
+
+    def _park_unmappable(self, item: ExportItem) -> ExportResult:
+        category = item.error_category or "validation"
+        reason = item.error_reason or "order could not be mapped"
+        self._store.record_exception(
+            flow=FLOW,
+            entity_key=item.key,
+            category=category,
+            reason=reason,
+            payload_ref=f"order:{item.order_id}@v{item.order_version}",
+            sku=item.sku,
+            details={"order_id": item.order_id, "stage": "mapping"},
+        )
+        return ExportResult(item.key, "failed_permanent", category=category, reason=reason)
+
+    def _export_one(self, item: ExportItem) -> ExportResult:
+        assert item.draft is not None and self._ledger is not None
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                existing = self._port.find_sales_order(item.key)
+                if existing is not None:
+                    outcome: Outcome = "recovered"
+                    document = existing.sales_order_no
+                else:
+                    self._limiter.acquire()
+                    created = self._port.upsert_sales_order(item.draft, idempotency_key=item.key)
+                    outcome, document = "exported", created.sales_order_no
+                self._ledger.put(item.key, document)
+                return ExportResult(item.key, outcome, document, attempts)
+            except ErpValidationError as exc:
+                return self._park(
+                    item, "validation", f"ERP rejected the order: {exc}", attempts, transient=False
+                )
+            except (ErpTransientError, httpx.TransportError) as exc:
+                if attempts >= self._settings.max_attempts:
+                    return self._park(
+                        item,
+                        "transient_exhausted",
+                        f"ERP unavailable after {attempts} attempts: {type(exc).__name__}: {exc}",
+                        attempts,
+                        transient=True,
+                    )
+                ceiling = min(
+                    self._settings.backoff_max, self._settings.backoff_base * 2 ** (attempts - 1)
+                )
+                self._sleep(self._rng.uniform(0, ceiling))
+            except ErpError as exc:
+                return self._park(item, "erp_error", f"ERP error: {exc}", attempts, transient=False)
+
+    def _park(
+        self, item: ExportItem, category: str, reason: str, attempts: int, *, transient: bool
+    ) -> ExportResult:
+        self._store.mark_failed(FLOW, item.key, reason)
+        self._store.record_exception(
+            flow=FLOW,
+            entity_key=item.key,
+            category=category,
+            reason=reason,
+            payload_ref=f"order:{item.order_id}@v{item.order_version}",
+            details={"order_id": item.order_id, "attempts": attempts, "stage": "export"},
+        )
+        logger.warning("order %s parked (%s): %s", item.key, category, reason)
+        return ExportResult(
+            item.key,
+            "failed_transient" if transient else "failed_permanent",
+            attempts=attempts,
+            category=category,
+            reason=reason,
+        )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,79 @@
+"""Shared set-up for the order-to-cash tests: a sandbox day of orders and a materialisation."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import dagster as dg
+
+from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
+from ct_pipelines.defs.resources import build_resources, sandbox_world
+from ct_pipelines.order_export.engine import FLOW
+from ct_pipelines.sandbox.faults import request_log
+from ct_pipelines.settings import SHOP
+
+
+def world_for(sandbox_dir: Path) -> Any:
+    return sandbox_world(sandbox_dir)
+
+
+def past_day(world: Any, days_back: int = 1) -> date:
+    return world.now().astimezone(SHOP.tz).date() - timedelta(days=days_back)
+
+
+def export_day(
+    day: date | str,
+    *,
+    workers: int = 4,
+    extra_config: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    config = {"workers": workers, "rate_per_second": 0.0, **(extra_config or {})}
+    return dg.materialize(
+        [order_batches, erp_sales_orders],
+        partition_key=str(day),
+        resources=build_resources(),
+        run_config={"ops": {"erp_sales_orders": {"config": config}}},
+        raise_on_error=raise_on_error,
+    )
+
+
+def erp_documents(world: Any) -> dict[str, int]:
+    """External document number -> how many sales orders the ERP holds for it."""
+    from ct_pipelines.sandbox import db
+
+    conn = db.connect(world.db_path)
+    rows = conn.execute(
+        "SELECT external_document_number, COUNT(*) FROM erp_sales_orders GROUP BY 1"
+    ).fetchall()
+    return {doc: n for doc, n in rows}
+
+
+def sales_order_creates(world: Any) -> dict[str, int]:
+    """How many times the ERP answered 201 Created to a sales-order PUT, per document."""
+    counts: dict[str, int] = {}
+    for record in request_log(world.db_path, "erp"):
+        if record.method == "PUT" and "/sales-orders/" in record.path and record.status == 201:
+            key = unquote(record.path.rsplit("/", 1)[-1])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    events = result.asset_materializations_for_node(asset)
+    assert events, f"{asset} did not materialise"
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+__all__ = [
+    "FLOW",
+    "erp_documents",
+    "export_day",
+    "materialization",
+    "past_day",
+    "sales_order_creates",
+    "world_for",
+]

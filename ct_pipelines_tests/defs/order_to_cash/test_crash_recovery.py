@@ -1,0 +1,79 @@
+"""A crash between the ERP write and the ledger write must not produce a duplicate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ct_pipelines.defs.order_to_cash.assets import order_batches
+from ct_pipelines.defs.resources import build_resources
+from ct_pipelines.order_export.engine import FLOW
+from ct_pipelines_tests.defs.order_to_cash.helpers import (
+    erp_documents,
+    export_day,
+    materialization,
+    past_day,
+    sales_order_creates,
+    world_for,
+)
+
+PROJECT_ROOT = Path(__file__).parents[3]
+
+
+@pytest.mark.slow
+def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_dir: Path) -> None:
+    world = world_for(sandbox_dir)
+    day = past_day(world, 3)
+    world.bulk_orders(300, day=day, payment_kind="paid")
+    assert dg.materialize([order_batches], partition_key=day.isoformat(), resources=build_resources()).success
+    store = build_resources()["store"].get_store()
+    batch = store.read_snapshot("order_batches", partition_key=day.isoformat())
+    eligible = set(batch.loc[batch["eligible"].astype(bool) & batch["sales_order"].notna(), "external_document_number"])
+    before = set(erp_documents(world))
+    to_create = eligible - before
+    assert len(to_create) >= 250
+
+    # Slow ERP writes, so the process is surely in the middle of the batch when it dies.
+    world.configure_erp(write_latency_ms=40)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ct_pipelines_tests.defs.order_to_cash.export_worker", day.isoformat()],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        created = len(set(erp_documents(world)) & to_create)
+        if created >= len(to_create) // 3:
+            break
+        assert worker.poll() is None, "the export finished before it could be killed"
+        time.sleep(0.05)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    in_erp_at_kill = set(erp_documents(world)) & to_create
+    assert 0 < len(in_erp_at_kill) < len(to_create)
+    # Some orders reached the ERP without the ledger knowing: the worst moment.
+    ledger_at_kill = store.exported_keys(FLOW, list(to_create))
+    assert ledger_at_kill <= in_erp_at_kill
+
+    world.configure_erp(write_latency_ms=0)
+    result = export_day(day)
+    assert result.success
+    export = materialization(result, "erp_sales_orders")
+    documents = erp_documents(world)
+    creates = sales_order_creates(world)
+    for key in eligible:
+        assert documents.get(key) == 1, key
+    for key in to_create:
+        assert creates.get(key) == 1, f"{key} created {creates.get(key)} times"
+    assert store.exported_keys(FLOW, list(eligible)) == eligible
+    assert export["orders_recovered"] >= len(in_erp_at_kill - ledger_at_kill)
