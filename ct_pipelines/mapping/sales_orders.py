@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ct_pipelines.erp.port import SalesOrderDraft, SalesOrderLine
 from ct_pipelines.mapping.money import to_minor_units
@@ -78,6 +79,8 @@ class SalesOrderMapping:
     discount_item: str = "DISCOUNT"
     max_item_number_length: int = 20
     max_document_number_length: int = 35
+    # The ERP's order date is the shop's calendar day, as the daily batches and finance use.
+    shop_timezone: str = "Europe/London"
 
     def item_for_sku(self, sku: str | None, line_name: str) -> str:
         if not sku:
@@ -218,6 +221,9 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
             "validation",
             f"external document number {document!r} is longer than {mapping.max_document_number_length} characters",
         )
+    if order.taxed_price is None:
+        # Tax mode Disabled (or a cart that never had taxes calculated): nothing to post tax on.
+        raise MappingError("validation", "order has no taxedPrice: taxes were never calculated")
     currency = order.total_price.currency_code
     digits = order.total_price.fraction_digits
     lines: list[SalesOrderLine] = []
@@ -278,8 +284,6 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
                 "shipping",
             )
         )
-    if order.taxed_price is None:
-        raise MappingError("validation", "order has no taxedPrice: taxes were never calculated")
     net = to_minor_units(order.taxed_price.total_net)
     gross = to_minor_units(order.taxed_price.total_gross)
     tax = (
@@ -290,7 +294,7 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
     address = order.shipping_address or order.billing_address
     return SalesOrderDraft(
         external_document_number=document,
-        order_date=order.created_at.date(),
+        order_date=order.created_at.astimezone(ZoneInfo(mapping.shop_timezone)).date(),
         currency=currency,
         fraction_digits=digits,
         customer={

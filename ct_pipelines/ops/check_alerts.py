@@ -38,6 +38,8 @@ class CheckEvaluation:
 @dataclass
 class CheckAlertState:
     after: int | None = None  # last event storage id looked at
+    # When that event happened (ISO): SQLite's run-sharded event log pages by time, not by id.
+    after_at: str | None = None
     alerted: dict[str, str] = field(default_factory=dict)  # check key -> ISO time of last alert
 
     @classmethod
@@ -45,10 +47,23 @@ class CheckAlertState:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(after=data.get("after"), alerted=dict(data.get("alerted") or {}))
+        return cls(
+            after=data.get("after"),
+            after_at=data.get("after_at"),
+            alerted=dict(data.get("alerted") or {}),
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"after": self.after, "alerted": self.alerted}, sort_keys=True)
+        return json.dumps(
+            {"after": self.after, "after_at": self.after_at, "alerted": self.alerted},
+            sort_keys=True,
+        )
+
+    def seen_at(self) -> datetime | None:
+        # A second of slack: events stamped in the same second are told apart by storage id.
+        return (
+            datetime.fromisoformat(self.after_at) - timedelta(seconds=1) if self.after_at else None
+        )
 
 
 def decide_check_alerts(
@@ -63,9 +78,13 @@ def decide_check_alerts(
     secrets = list(secrets)
     alerted = dict(state.alerted)
     after = state.after
+    after_at = state.after_at
     alerts: list[Alert] = []
     for evaluation in evaluations:
-        after = max(after or 0, evaluation.storage_id)
+        if state.after is not None and evaluation.storage_id <= state.after:
+            continue
+        if after is None or evaluation.storage_id > after:
+            after, after_at = evaluation.storage_id, evaluation.at.isoformat()
         previous = alerted.get(evaluation.key)
         if evaluation.passed:
             if previous is not None:
@@ -101,4 +120,4 @@ def decide_check_alerts(
             )
         )
         alerted[evaluation.key] = evaluation.at.isoformat()
-    return alerts, CheckAlertState(after=after, alerted=alerted)
+    return alerts, CheckAlertState(after=after, after_at=after_at, alerted=alerted)

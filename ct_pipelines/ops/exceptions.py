@@ -52,6 +52,13 @@ RETRY_TARGETS: dict[str, RetryTarget] = {
         "the master is read again and every product out of step is synchronised. Exceptions "
         "for products now in step are closed by the sync.",
     ),
+    "finance": RetryTarget(
+        "finance_nightly",
+        per_order_day=True,
+        behaviour="re-runs finance_nightly for each shop day concerned (the order's day, or the "
+        "day in a journal batch id): the day's financial batch is rebuilt and reconciled; a "
+        "journal already in the ERP is never posted twice.",
+    ),
     "inventory": RetryTarget(
         "inventory_full_reconciliation",
         per_order_day=False,

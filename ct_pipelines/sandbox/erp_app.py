@@ -880,9 +880,11 @@ class ErpSandboxApp:
         locations = [value for value in query.get("location", []) if value]
         sql = (
             "SELECT sku, location, on_hand, reserved, updated_at FROM erp_stock "
-            "WHERE (sku > ? OR (sku = ? AND location > ?))"
+            # A row-value comparison lets SQLite seek the (sku, location) key instead of
+            # rescanning from the start on every page (200k rows in pages of 500).
+            "WHERE (sku, location) > (?, ?)"
         )
-        params: list[Any] = [after_sku, after_sku, after_location]
+        params: list[Any] = [after_sku, after_location]
         if locations:
             sql += f" AND location IN ({','.join('?' * len(locations))})"
             params += locations

@@ -12,6 +12,7 @@ from ct_pipelines.defs.operations.instance_reads import (
     flows_by_asset,
     last_success,
     latest_check_states,
+    repository_of,
 )
 from ct_pipelines.defs.resources import IntegrationStoreResource
 from ct_pipelines.ops import health as health_report
@@ -42,7 +43,7 @@ def failure_patterns(
     integration_store = store.get_store()
     now = datetime.now(UTC)
     since = now - timedelta(days=config.window_days)
-    flows = flows_by_asset(context.repository_def.asset_graph)
+    flows = flows_by_asset(repository_of(context).asset_graph)
     checks = []
     for evaluation in check_evaluations(context.instance, since=since, limit=10_000):
         if evaluation.passed:
@@ -115,7 +116,7 @@ def integration_health(
 ) -> dg.MaterializeResult:
     integration_store = store.get_store()
     now = datetime.now(UTC)
-    repository = context.repository_def
+    repository = repository_of(context)
     assets_by_flow: dict[str, list[dg.AssetKey]] = {}
     for key, flow in flows_by_asset(repository.asset_graph).items():
         if flow not in NOT_FLOWS:

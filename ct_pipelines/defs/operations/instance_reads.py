@@ -1,5 +1,6 @@
 """What the operations assets and sensors read from the Dagster instance (runs, events, checks)."""
 
+import functools
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,25 @@ from ct_pipelines.ops.health import CheckState, FailedRun
 
 # Asset groups that are not business flows.
 NOT_FLOWS = frozenset({"operations", "default"})
+
+
+@functools.cache
+def _project_repository() -> object:
+    from ct_pipelines.definitions import defs
+
+    return defs().get_repository_def()
+
+
+def repository_of(context: dg.AssetExecutionContext) -> object:
+    """The code location's definitions, to see every flow, asset, check and job.
+
+    Runs launched from the code location carry them; in-process executions (tests, the demo)
+    do not, and then the project's Definitions are loaded (once per process).
+    """
+    try:
+        return context.repository_def
+    except Exception:  # dagster raises a CheckError when no repository is attached
+        return _project_repository()
 
 
 def flows_by_asset(asset_graph: object) -> dict[dg.AssetKey, str]:
@@ -56,24 +76,33 @@ def check_evaluations(
     since: datetime | None = None,
     limit: int = 1000,
 ) -> list[CheckEvaluation]:
-    """Asset check evaluations, oldest first: after a storage id (sensors) or since a time."""
+    """Asset check evaluations, oldest first, since a time and after a storage id.
+
+    The time bounds the query (SQLite's run-sharded event log refuses a bare id cursor); the
+    id drops what an earlier tick has seen already.
+    """
     records_filter = dg.EventRecordsFilter(
         event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
-        after_cursor=after_storage_id,
         after_timestamp=since.timestamp() if since is not None else None,
     )
     records = _event_records(instance, records_filter, limit, ascending=True)
-    return [e for e in (_evaluation(r) for r in records) if e is not None]
+    evaluations = [e for e in (_evaluation(r) for r in records) if e is not None]
+    if after_storage_id is not None:
+        evaluations = [e for e in evaluations if e.storage_id > after_storage_id]
+    return evaluations
 
 
-def latest_storage_id(instance: dg.DagsterInstance) -> int | None:
+def latest_evaluation_mark(instance: dg.DagsterInstance) -> tuple[int, str] | None:
+    """(storage id, ISO time) of the newest check evaluation: where a sensor may start."""
     records = _event_records(
         instance,
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION),
         1,
         ascending=False,
     )
-    return records[0].storage_id if records else None
+    if not records:
+        return None
+    return records[0].storage_id, datetime.fromtimestamp(records[0].timestamp, UTC).isoformat()
 
 
 def latest_check_states(instance: dg.DagsterInstance, asset_graph: object) -> list[CheckState]:

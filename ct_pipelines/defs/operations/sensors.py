@@ -1,12 +1,14 @@
 """Operations sensors: launch the retries operators ask for, and alert on failures."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from ct_pipelines.defs.dispatch.assets import dispatch_job
+from ct_pipelines.defs.finance.schedules import finance_nightly_job
 from ct_pipelines.defs.inventory.jobs import inventory_full_reconciliation_job
-from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_storage_id
+from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_evaluation_mark
 from ct_pipelines.defs.operations.jobs import product_master_sync_job
 from ct_pipelines.defs.operations.resources import AlertsResource
 from ct_pipelines.defs.order_to_cash.assets import order_days
@@ -15,9 +17,17 @@ from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreR
 from ct_pipelines.dispatch.lookup import find_order
 from ct_pipelines.ops.alerts import StepFailure, run_failure_alert
 from ct_pipelines.ops.check_alerts import CheckAlertState, decide_check_alerts
-from ct_pipelines.ops.exceptions import order_id_of, pending_retries, plan_retry_runs
+from ct_pipelines.ops.exceptions import (
+    RETRY_TARGETS,
+    RetryTarget,
+    order_id_of,
+    pending_retries,
+    plan_retry_runs,
+)
 from ct_pipelines.settings import SHOP
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PER_RUN = RetryTarget("", per_order_day=False, behaviour="")
 # A freshly started alert sensor looks back this far, not over the whole history.
 INITIAL_LOOKBACK = timedelta(hours=1)
 EVALUATIONS_PER_TICK = 500
@@ -28,9 +38,12 @@ NOT_CONFIGURED = (
 
 
 def order_day_finder(client: object):
-    """Shop day (partition key) of the order an order_to_cash exception is about."""
+    """Shop day (partition key) an exception is about: its order's day, or a day in its key."""
 
     def order_day(record: object) -> str | None:
+        named = _DAY.search(record.entity_key)  # type: ignore[attr-defined]
+        if named and not order_id_of(record):  # type: ignore[arg-type]
+            return named.group(0)
         order = None
         order_id = order_id_of(record)  # type: ignore[arg-type]
         if order_id:
@@ -52,11 +65,12 @@ def order_day_finder(client: object):
         dispatch_job,
         product_master_sync_job,
         inventory_full_reconciliation_job,
+        finance_nightly_job,
     ],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches the re-processing operators asked for (ct-pipelines exceptions retry, "
-    "or exception_queue_job): order_export_job per order day, dispatch_job, "
+    "or exception_queue_job): order_export_job or finance_nightly per shop day, dispatch_job, "
     "product_master_sync_job or inventory_full_reconciliation.",
 )
 def exception_retries(
@@ -69,7 +83,7 @@ def exception_retries(
     if not pending:
         return dg.SensorResult(skip_reason=dg.SkipReason("no retry asked for since the last tick"))
     cursor = str(max(after, *(p.event_id for p in pending)))
-    if any(p.record.flow == "order_to_cash" for p in pending):
+    if any(RETRY_TARGETS.get(p.record.flow, _PER_RUN).per_order_day for p in pending):
         with commercetools.open_client() as client:
             runs, unplanned = plan_retry_runs(pending, order_day_finder(client))
     else:
@@ -116,17 +130,23 @@ def check_failure_alerts(
         evaluations = check_evaluations(context.instance, since=since, limit=EVALUATIONS_PER_TICK)
     else:
         evaluations = check_evaluations(
-            context.instance, after_storage_id=state.after, limit=EVALUATIONS_PER_TICK
+            context.instance,
+            after_storage_id=state.after,
+            since=state.seen_at(),
+            limit=EVALUATIONS_PER_TICK,
         )
     if not alerts.configured:
-        newest = latest_storage_id(context.instance)
-        state.after = max(state.after or 0, newest or 0) or None
+        newest = latest_evaluation_mark(context.instance)
+        if newest is not None:
+            state.after, state.after_at = newest
         return dg.SensorResult(skip_reason=dg.SkipReason(NOT_CONFIGURED), cursor=state.to_json())
     messages, next_state = decide_check_alerts(
         state, evaluations, ui_url=alerts.link_base(), secrets=alerts.secrets()
     )
     if next_state.after is None:
-        next_state.after = latest_storage_id(context.instance)
+        newest = latest_evaluation_mark(context.instance)
+        if newest is not None:
+            next_state.after, next_state.after_at = newest
     # A delivery failure raises: the cursor stays put and the next tick tries again.
     for message in messages:
         alerts.send(message)
@@ -154,6 +174,12 @@ def run_failure_alerts(
     failures = []
     for event in context.get_step_failure_events():
         error = getattr(event.event_specific_data, "error", None)
+        # Dagster wraps the op's own exception; the cause is what people need to see.
+        while getattr(error, "cause", None) is not None and getattr(error, "cls_name", "") in (
+            "DagsterExecutionStepExecutionError",
+            "DagsterUserCodeExecutionError",
+        ):
+            error = error.cause
         failures.append(
             StepFailure(
                 step=event.step_key or "?",

@@ -72,6 +72,7 @@ class OrderToCashConfig(dg.Config):
             discount_item=self.discount_item,
             max_item_number_length=self.max_item_number_length,
             max_document_number_length=self.max_document_number_length,
+            shop_timezone=SHOP.timezone,
         )
 
 

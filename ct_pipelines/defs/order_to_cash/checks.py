@@ -218,3 +218,58 @@ def unmapped_skus_and_tax_codes(
             ),
         },
     )
+
+
+def duplicate_documents(erp_orders: list[Any]) -> pd.DataFrame:
+    """ERP sales orders that share an external document number or a commercetools order.
+
+    The second case is how duplicates really happen: an order exported under its id, then again
+    under an order number that was set later, is two documents for one sale.
+    """
+    rows = [
+        {
+            "external_document_number": o.external_document_number,
+            "source_order_id": o.source_order_id,
+            "sales_order_no": o.sales_order_no,
+            "gross_minor": o.totals.gross_minor,
+        }
+        for o in erp_orders
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=["external_document_number", "source_order_id", "sales_order_no", "gross_minor"],
+    )
+    if frame.empty:
+        return frame
+    by_document = frame.duplicated("external_document_number", keep=False)
+    by_order = frame.duplicated("source_order_id", keep=False)
+    return frame[by_document | by_order].sort_values(["source_order_id", "sales_order_no"])
+
+
+@dg.asset_check(
+    asset=o2c.erp_sales_orders,
+    description="No sale is in the ERP twice: one document per external document number and per order.",
+)
+def duplicate_erp_documents(config: OrderCheckConfig, erp: ErpResource) -> dg.AssetCheckResult:
+    today = datetime.now(UTC).astimezone(SHOP.tz).date()
+    with erp.open_port() as port:
+        erp_orders = [
+            order
+            for offset in range(config.lookback_days)
+            for order in port.iter_sales_orders(today - timedelta(days=offset))
+        ]
+    duplicates = duplicate_documents(erp_orders)
+    return dg.AssetCheckResult(
+        passed=duplicates.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "erp_documents_checked": len(erp_orders),
+            "duplicate_documents": len(duplicates),
+            "orders_affected": int(duplicates["source_order_id"].nunique())
+            if len(duplicates)
+            else 0,
+            "duplicates": dg.MetadataValue.md(
+                duplicates.head(25).to_markdown(index=False) if len(duplicates) else "none"
+            ),
+        },
+    )

@@ -20,7 +20,9 @@ def main(day: str) -> int:
         [erp_sales_orders],
         partition_key=day,
         resources=build_resources(),
-        run_config={"ops": {"erp_sales_orders": {"config": {"workers": 2, "rate_per_second": 0.0}}}},
+        run_config={
+            "ops": {"erp_sales_orders": {"config": {"workers": 2, "rate_per_second": 0.0}}}
+        },
     )
     return 0 if result.success else 1
 

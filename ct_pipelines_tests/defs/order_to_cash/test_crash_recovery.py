@@ -32,10 +32,17 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     world = world_for(sandbox_dir)
     day = past_day(world, 3)
     world.bulk_orders(300, day=day, payment_kind="paid")
-    assert dg.materialize([order_batches], partition_key=day.isoformat(), resources=build_resources()).success
+    assert dg.materialize(
+        [order_batches], partition_key=day.isoformat(), resources=build_resources()
+    ).success
     store = build_resources()["store"].get_store()
     batch = store.read_snapshot("order_batches", partition_key=day.isoformat())
-    eligible = set(batch.loc[batch["eligible"].astype(bool) & batch["sales_order"].notna(), "external_document_number"])
+    eligible = set(
+        batch.loc[
+            batch["eligible"].astype(bool) & batch["sales_order"].notna(),
+            "external_document_number",
+        ]
+    )
     before = set(erp_documents(world))
     to_create = eligible - before
     assert len(to_create) >= 250
@@ -43,7 +50,12 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     # Slow ERP writes, so the process is surely in the middle of the batch when it dies.
     world.configure_erp(write_latency_ms=40)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "ct_pipelines_tests.defs.order_to_cash.export_worker", day.isoformat()],
+        [
+            sys.executable,
+            "-m",
+            "ct_pipelines_tests.defs.order_to_cash.export_worker",
+            day.isoformat(),
+        ],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,

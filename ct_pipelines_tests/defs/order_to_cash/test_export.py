@@ -168,22 +168,28 @@ def test_orders_modified_inside_the_overlap_are_exported_once(sandbox_dir: Path)
     resources = {"commercetools": build_resources()["commercetools"]}
     no_marker = {"write_back": "none", "rate_per_second": 0.0}
     with dg.instance_for_test() as instance:
-        first = new_commercetools_orders(dg.build_sensor_context(instance=instance, resources=resources))
+        first = new_commercetools_orders(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
         for request in first.run_requests:
             assert export_day(request.partition_key, extra_config=no_marker).success
         exported = set(sales_order_creates(world))
         # Without an export marker in commercetools, an exported order that changes again a
         # moment later (inside the 5-minute overlap) is new work for the sensor ...
-        world.documents.update_with("orders", ids[0], lambda d: {**d, "purchaseOrderNumber": "PO-77"})
+        world.documents.update_with(
+            "orders", ids[0], lambda d: {**d, "purchaseOrderNumber": "PO-77"}
+        )
         [fresh] = world.bulk_orders(1, payment_kind="paid")
         second = new_commercetools_orders(
             dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
         )
-        changed = {c["id"] for c in world.documents.iter_all("orders") if c["id"] in (ids[0], fresh)}
-        assert len(changed) == 2 and second.run_requests
-        assert {r.partition_key for r in second.run_requests} <= {r.partition_key for r in first.run_requests} | {
-            r.partition_key for r in second.run_requests
+        changed = {
+            c["id"] for c in world.documents.iter_all("orders") if c["id"] in (ids[0], fresh)
         }
+        assert len(changed) == 2 and second.run_requests
+        assert {r.partition_key for r in second.run_requests} <= {
+            r.partition_key for r in first.run_requests
+        } | {r.partition_key for r in second.run_requests}
         for request in second.run_requests:
             assert export_day(request.partition_key, extra_config=no_marker).success
         # ... yet the ERP received every order exactly once, the re-modified one included.

@@ -1,0 +1,609 @@
+"""Finance: each shop day's money from commercetools, one journal per day and currency in the
+ERP, and a reconciliation of the two that finance can close the month on.
+
+Every asset is partitioned by shop day (``order_days``) and backfills a range in one run; each
+day is read, rebuilt and stored on its own, so re-running any day is safe. Journals are posted
+once per batch id (``fin-<day>-<currency>``): a day already in the ERP is never posted again.
+"""
+
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import ValidationError
+
+from ct_pipelines.commercetools.models import Order, Payment
+from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.erp.errors import ErpConflictError
+from ct_pipelines.finance.days import day_window, erp_order_dates, month_start, week_start
+from ct_pipelines.finance.facts import (
+    order_fact,
+    orders_frame,
+    orders_from_frame,
+    sums_by,
+    transaction_facts,
+    transactions_frame,
+    transactions_from_frame,
+)
+from ct_pipelines.finance.journal import JournalAccounts, build_journals
+from ct_pipelines.finance.reconcile import (
+    attribute_erp_orders,
+    erp_order_fact,
+    rates_by_tax_code,
+    reconcile_day,
+    totals_frame,
+    unmatched_sources,
+    variances_frame,
+)
+from ct_pipelines.finance.rollup import PERIOD_COLUMNS, PeriodClose, period_close
+from ct_pipelines.mapping.orders import (
+    EligibilityRule,
+    as_utc_literal,
+    created_window_predicate,
+    external_document_number,
+)
+from ct_pipelines.mapping.sales_orders import TaxCodeTable
+from ct_pipelines.settings import SHOP
+from ct_pipelines.store import SnapshotNotFound
+
+FLOW = "finance"
+ORDER_TOTALS = "finance_order_totals"
+TRANSACTIONS = "finance_payment_transactions"
+JOURNALS = "finance_journal_batches"
+RECONCILIATION = "finance_reconciliation"
+VARIANCES = "finance_variances"
+PERIOD_CLOSE = "finance_period_close"
+POSTED_STATUSES = frozenset({"posted", "already_posted"})
+JOURNAL_COLUMNS = [
+    "day",
+    "batch_id",
+    "currency",
+    "fraction_digits",
+    "status",
+    "journal_no",
+    "total_debit_minor",
+    "line_count",
+    "detail",
+]
+LOOKUP_CHUNK = 50
+
+
+class FinanceConfig(dg.Config):
+    """Eligibility and tax codes as order-to-cash uses them, and the ledger accounts.
+
+    Keep the eligibility and tax code settings equal to order-to-cash's, or orders the ERP was
+    never meant to hold show up as missing. Give every finance asset the same accounts.
+    """
+
+    eligible_payment_states: list[str] = ["Paid"]
+    eligible_transaction_types: list[str] = ["Authorization", "Charge"]
+    tax_codes_by_rate: dict[str, str] = {"0.2": "S", "0.05": "R", "0": "Z"}
+    payment_clearing_account: str = "1250"
+    psp_receivable_account: str = "1210"
+    psp_accounts_by_provider: dict[str, str] = {}
+    sales_accounts_by_tax_code: dict[str, str] = {"S": "4000", "R": "4010", "Z": "4020"}
+    sales_default_account: str = "4090"
+    shipping_account: str = "4100"
+    vat_accounts_by_rate: dict[str, str] = {"0.2": "2200", "0.05": "2205", "0": "2210"}
+    vat_default_account: str = "2290"
+    refunds_account: str = "4900"
+    chargebacks_account: str = "4910"
+    rounding_account: str = "7990"
+    post_journals: bool = True
+
+    def rule(self) -> EligibilityRule:
+        return EligibilityRule(
+            payment_states=frozenset(self.eligible_payment_states),
+            transaction_types=frozenset(self.eligible_transaction_types),
+        )
+
+    def tax_codes(self) -> TaxCodeTable:
+        return TaxCodeTable(
+            by_rate={Decimal(rate): code for rate, code in self.tax_codes_by_rate.items()}
+        )
+
+    def accounts(self) -> JournalAccounts:
+        return JournalAccounts(
+            payment_clearing=self.payment_clearing_account,
+            psp_receivable=self.psp_receivable_account,
+            psp_by_provider=dict(self.psp_accounts_by_provider),
+            sales_by_tax_code=dict(self.sales_accounts_by_tax_code),
+            sales_default=self.sales_default_account,
+            shipping=self.shipping_account,
+            vat_by_rate=dict(self.vat_accounts_by_rate),
+            vat_default=self.vat_default_account,
+            refunds=self.refunds_account,
+            chargebacks=self.chargebacks_account,
+            rounding=self.rounding_account,
+        )
+
+
+def read_frame(store: Any, name: str, key: str) -> pd.DataFrame | None:
+    """A day's snapshot, or None when that day was never built."""
+    try:
+        return store.read_snapshot(name, partition_key=key)
+    except SnapshotNotFound:
+        return None
+
+
+def _require(store: Any, name: str, key: str) -> pd.DataFrame:
+    frame = read_frame(store, name, key)
+    if frame is None:
+        raise dg.Failure(f"{name} has no snapshot for {key}; materialise it first")
+    return frame
+
+
+def _window_variables(day: date) -> dict[str, str]:
+    start, end = day_window(day, SHOP.tz)
+    return {"windowStart": as_utc_literal(start), "windowEnd": as_utc_literal(end)}
+
+
+def _quoted(values: list[str]) -> str:
+    return ", ".join(json.dumps(value) for value in values)
+
+
+def _chunks(values: list[str], size: int = LOOKUP_CHUNK) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _md(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("none")
+    return dg.MetadataValue.md(frame.head(limit).to_markdown(index=False))
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Each shop day's commercetools orders with their net, tax per rate, gross and "
+    "shipping, in minor units, and whether they belong in the ERP.",
+)
+def finance_order_totals(
+    context: dg.AssetExecutionContext,
+    config: FinanceConfig,
+    commercetools: CommercetoolsResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    rule, tax_codes = config.rule(), config.tax_codes()
+    frames = []
+    unreadable = 0
+    with commercetools.open_client() as client:
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            facts = []
+            for raw in client.query_all(
+                "orders",
+                where=[created_window_predicate()],
+                variables=_window_variables(day),
+                expand=["paymentInfo.payments[*]"],
+            ):
+                try:
+                    facts.append(order_fact(Order.model_validate(raw), SHOP.tz, rule, tax_codes))
+                except (ValidationError, ValueError) as exc:
+                    # Finance must not lose an order silently: it is queued for a person.
+                    unreadable += 1
+                    integration_store.record_exception(
+                        flow=FLOW,
+                        entity_key=str(raw.get("orderNumber") or raw.get("id")),
+                        category="unreadable_order",
+                        reason=f"order cannot be read for finance: {type(exc).__name__}: "
+                        f"{str(exc)[:300]}",
+                        payload_ref=f"order:{raw.get('id')}@v{raw.get('version')}",
+                    )
+            frame = orders_frame(facts)
+            integration_store.write_snapshot(
+                ORDER_TOTALS, frame, partition_key=key, taken_at=taken_at
+            )
+            context.log.info("%s %s: %d orders", ORDER_TOTALS, key, len(frame))
+            frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True) if frames else orders_frame([])
+    eligible = combined[combined["eligible"].astype(bool)]
+    by_currency = (
+        eligible.groupby("currency")[["gross_minor", "net_minor", "tax_minor", "shipping_minor"]]
+        .sum()
+        .astype(int)
+        .reset_index()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(combined),
+            "partitions": len(context.partition_keys),
+            "eligible_orders": len(eligible),
+            "ineligible_orders": len(combined) - len(eligible),
+            "orders_with_tax_rounding_difference": int((combined["tax_rounding"] != "{}").sum()),
+            "orders_without_taxes": int(combined["problem"].notna().sum()),
+            "unreadable_orders": unreadable,
+            "eligible_totals_by_currency": _md(by_currency),
+        }
+    )
+
+
+def _orders_by_payment(client: Any, payment_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Payment id -> (order id, external document number) of the order holding it."""
+    found: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(payment_ids):
+        for raw in client.query_all(
+            "orders", where=[f"paymentInfo(payments(id in ({_quoted(chunk)})))"]
+        ):
+            ref = SimpleNamespace(id=raw["id"], order_number=raw.get("orderNumber"))
+            for payment in (raw.get("paymentInfo") or {}).get("payments") or []:
+                found[payment["id"]] = (raw["id"], external_document_number(ref))
+    return found
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"commercetools", "python"},
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Each shop day's payment transactions (charges, refunds, chargebacks) by "
+    "currency, payment provider and method, with the order behind each.",
+)
+def finance_payment_transactions(
+    context: dg.AssetExecutionContext,
+    commercetools: CommercetoolsResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    frames = []
+    with commercetools.open_client() as client:
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            facts = []
+            # A transaction on the day touched its payment on or after the day began, and a
+            # payment created after the day cannot hold one.
+            for raw in client.query_all(
+                "payments",
+                where=["createdAt < :windowEnd", "lastModifiedAt >= :windowStart"],
+                variables=_window_variables(day),
+            ):
+                facts.extend(transaction_facts(Payment.model_validate(raw), day, SHOP.tz))
+            orders = _orders_by_payment(client, sorted({f.payment_id for f in facts}))
+            facts = [
+                replace(f, order_id=orders[f.payment_id][0], document=orders[f.payment_id][1])
+                if f.payment_id in orders
+                else f
+                for f in facts
+            ]
+            frame = transactions_frame(facts)
+            integration_store.write_snapshot(
+                TRANSACTIONS, frame, partition_key=key, taken_at=taken_at
+            )
+            context.log.info("%s %s: %d transactions", TRANSACTIONS, key, len(frame))
+            frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True) if frames else transactions_frame([])
+    facts = transactions_from_frame(combined)
+    sums = sums_by(facts, "currency", "type", "provider", "method")
+    table = pd.DataFrame(
+        [
+            {"currency": c, "type": t, "provider": p, "method": m, "amount_minor": amount}
+            for (c, t, p, m), amount in sorted(sums.items())
+        ]
+    )
+    succeeded = [f for f in facts if f.succeeded]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(combined),
+            "partitions": len(context.partition_keys),
+            "charges": sum(1 for f in succeeded if f.type == "Charge"),
+            "refunds": sum(1 for f in succeeded if f.type == "Refund"),
+            "chargebacks": sum(1 for f in succeeded if f.type == "Chargeback"),
+            "unsuccessful": len(facts) - len(succeeded),
+            "without_order": sum(1 for f in facts if f.order_id is None),
+            "amounts_by_currency_type_provider_method": _md(table, 100),
+        }
+    )
+
+
+def journal_rows(
+    day: date,
+    facts_orders: list[Any],
+    facts_transactions: list[Any],
+    config: FinanceConfig,
+    port: Any,
+    now: datetime,
+    context: Any,
+) -> list[dict[str, Any]]:
+    """Build the day's batches and post those the ERP does not hold yet; one row per batch."""
+    eligible = [o for o in facts_orders if o.eligible]
+    batches = build_journals(day, eligible, facts_transactions, config.accounts())
+    if not batches:
+        return []
+    _, end = day_window(day, SHOP.tz)
+    posted = {b.batch_id: b for b in port.iter_journal_batches(day)}
+    rows = []
+    for batch in batches:
+        total = sum(line.debit_minor for line in batch.lines)
+        row = {
+            "day": day.isoformat(),
+            "batch_id": batch.batch_id,
+            "currency": batch.currency,
+            "fraction_digits": batch.fraction_digits,
+            "journal_no": None,
+            "total_debit_minor": total,
+            "line_count": len(batch.lines),
+            "detail": "",
+        }
+        existing = posted.get(batch.batch_id)
+        if existing is not None:
+            row["journal_no"] = existing.journal_no
+            if existing.lines == batch.lines:
+                row["status"] = "already_posted"
+            else:
+                # Posted once and kept: the reconciliation shows what changed since.
+                row["status"] = "posted_differs"
+                posted_total = sum(line.debit_minor for line in existing.lines)
+                row["detail"] = (
+                    f"the ERP holds {len(existing.lines)} lines for {posted_total} minor units; "
+                    f"commercetools now gives {len(batch.lines)} lines for {total}"
+                )
+        elif end > now:
+            row["status"] = "day_not_over"
+            row["detail"] = f"the shop day ends {end.isoformat()}; posted after that"
+        elif not config.post_journals:
+            row["status"] = "not_posted"
+            row["detail"] = "posting switched off (post_journals=false)"
+        else:
+            try:
+                posting = port.post_journal_batch(batch)
+                row["status"], row["journal_no"] = "posted", posting.journal_no
+            except ErpConflictError as exc:
+                # Another run posted this batch id with other lines in the meantime.
+                row["status"], row["detail"] = "posted_differs", str(exc)[:300]
+        context.log.info("journal %s: %s", batch.batch_id, row["status"])
+        rows.append(row)
+    return rows
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[finance_order_totals, finance_payment_transactions],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="erp_writes",
+    description="One balanced journal per shop day and currency, posted to the ERP once "
+    "(batch id fin-<day>-<currency>); days already posted are left alone.",
+)
+def finance_journal_batches(
+    context: dg.AssetExecutionContext,
+    config: FinanceConfig,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    with erp.open_port() as port:
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            day_rows = journal_rows(
+                day,
+                orders_from_frame(_require(integration_store, ORDER_TOTALS, key)),
+                transactions_from_frame(_require(integration_store, TRANSACTIONS, key)),
+                config,
+                port,
+                datetime.now(UTC),
+                context,
+            )
+            integration_store.write_snapshot(
+                JOURNALS,
+                pd.DataFrame(day_rows, columns=JOURNAL_COLUMNS),
+                partition_key=key,
+                taken_at=taken_at,
+            )
+            rows.extend(day_rows)
+    frame = pd.DataFrame(rows, columns=JOURNAL_COLUMNS)
+    counts = frame["status"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "partitions": len(context.partition_keys),
+            "batches_posted": int(counts.get("posted", 0)),
+            "batches_already_posted": int(counts.get("already_posted", 0)),
+            "batches_differing": int(counts.get("posted_differs", 0)),
+            "batches_waiting": int(counts.get("day_not_over", 0) + counts.get("not_posted", 0)),
+            "batches": _md(frame.drop(columns=["detail"])),
+        }
+    )
+
+
+def _source_days(client: Any, order_ids: list[str]) -> dict[str, date | None]:
+    """Shop day of each commercetools order id; None for ids commercetools does not know."""
+    days: dict[str, date | None] = dict.fromkeys(order_ids)
+    for chunk in _chunks(order_ids):
+        for raw in client.query_all("orders", where=[f"id in ({_quoted(chunk)})"]):
+            created = datetime.fromisoformat(raw["createdAt"].replace("Z", "+00:00"))
+            days[raw["id"]] = created.astimezone(SHOP.tz).date()
+    return days
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[finance_journal_batches],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="commercetools against the ERP per shop day and currency: order count, net, "
+    "tax per rate, gross, shipping, refunds and chargebacks, to the minor unit, with the orders "
+    "behind every variance.",
+)
+def finance_reconciliation(
+    context: dg.AssetExecutionContext,
+    config: FinanceConfig,
+    commercetools: CommercetoolsResource,
+    erp: ErpResource,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    rates = rates_by_tax_code(config.tax_codes_by_rate)
+    totals, variances = [], []
+    with erp.open_port() as port, commercetools.open_client() as client:
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            orders = orders_from_frame(_require(integration_store, ORDER_TOTALS, key))
+            transactions = transactions_from_frame(_require(integration_store, TRANSACTIONS, key))
+            erp_orders = [
+                erp_order_fact(order, rates)
+                for order_date in erp_order_dates(day, SHOP.tz)
+                for order in port.iter_sales_orders(order_date)
+            ]
+            documents = {o.document for o in orders}
+            unmatched = unmatched_sources(day, documents, erp_orders)
+            source_days = _source_days(client, unmatched) if unmatched else {}
+            result = reconcile_day(
+                day,
+                orders,
+                transactions,
+                attribute_erp_orders(day, documents, erp_orders, source_days),
+                list(port.iter_journal_batches(day)),
+                config.accounts(),
+            )
+            day_totals = totals_frame(result.totals)
+            day_variances = variances_frame(result.variances)
+            integration_store.write_snapshot(
+                RECONCILIATION, day_totals, partition_key=key, taken_at=taken_at
+            )
+            integration_store.write_snapshot(
+                VARIANCES, day_variances, partition_key=key, taken_at=taken_at
+            )
+            context.log.info("%s %s: %d variances", RECONCILIATION, key, len(result.variances))
+            totals.append(day_totals)
+            variances.append(day_variances)
+    all_totals = pd.concat(totals, ignore_index=True) if totals else totals_frame([])
+    all_variances = pd.concat(variances, ignore_index=True) if variances else variances_frame([])
+    return dg.MaterializeResult(metadata=reconciliation_metadata(all_totals, all_variances))
+
+
+def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
+    """Numbers the UI can plot across materialisations, and the variances behind them."""
+    money = totals[totals["metric"] != "orders"]
+    metadata: dict[str, Any] = {
+        "days": int(totals["day"].nunique()),
+        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
+        "orders_with_variance": int(variances["document"].dropna().nunique()),
+        "orders_missing_in_erp": int(
+            variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
+        ),
+        "orders_only_in_erp": int(
+            variances.loc[
+                variances["kind"].isin(["only_in_erp", "not_eligible_in_commercetools"]),
+                "document",
+            ].nunique()
+        ),
+        "orders_with_amount_differences": int(
+            variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
+        ),
+        "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
+    }
+    for currency, group in money.groupby("currency"):
+        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+        for metric in ("gross", "net", "tax", "shipping", "refunds"):
+            value = group.loc[group["metric"] == metric, "variance_minor"]
+            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
+    metadata["totals"] = _md(totals[totals["variance_minor"] != 0], 100)
+    metadata["variances"] = _md(
+        variances[
+            [
+                "day",
+                "currency",
+                "kind",
+                "metric",
+                "document",
+                "reference",
+                "commercetools_minor",
+                "erp_minor",
+                "variance_minor",
+            ]
+        ],
+        100,
+    )
+    return metadata
+
+
+def unposted_days(store: Any, days: list[date]) -> list[date]:
+    """Days whose journal batches are not all in the ERP (or were never built)."""
+    missing = []
+    for day in days:
+        frame = read_frame(store, JOURNALS, day.isoformat())
+        if frame is None or not set(frame["status"]).issubset(POSTED_STATUSES):
+            missing.append(day)
+    return missing
+
+
+def period_closes(store: Any, day: date) -> tuple[PeriodClose, PeriodClose]:
+    """Week-to-date and month-to-date as of ``day``, from the stored daily reconciliations."""
+    first = max(min(week_start(day), month_start(day)), date.fromisoformat(SHOP.orders_start_date))
+    daily: dict[date, pd.DataFrame] = {}
+    current = first
+    while current <= day:
+        frame = read_frame(store, RECONCILIATION, current.isoformat())
+        if frame is not None:
+            daily[current] = frame
+        current = date.fromordinal(current.toordinal() + 1)
+    unposted = unposted_days(store, sorted(daily))
+    start = date.fromisoformat(SHOP.orders_start_date)
+    return (
+        period_close("week", day, daily, unposted, not_before=start),
+        period_close("month", day, daily, unposted, not_before=start),
+    )
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[finance_reconciliation],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Week-to-date and month-to-date roll-up of the reconciliation as of each shop "
+    "day: the month's last day is what finance closes on.",
+)
+def finance_period_close(
+    context: dg.AssetExecutionContext, store: IntegrationStoreResource
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    metadata: dict[str, Any] = {}
+    for key in context.partition_keys:
+        week, month = period_closes(integration_store, date.fromisoformat(key))
+        frame = pd.concat([week.totals, month.totals], ignore_index=True)[PERIOD_COLUMNS]
+        integration_store.write_snapshot(PERIOD_CLOSE, frame, partition_key=key, taken_at=taken_at)
+        # The last day of the run speaks for the run: it is the latest "as of".
+        metadata = {"as_of": key}
+        for close in (week, month):
+            prefix = close.period
+            metadata.update(
+                {
+                    f"{prefix}_first_day": close.first_day.isoformat(),
+                    f"{prefix}_ready_to_close": close.ready_to_close,
+                    f"{prefix}_days_reconciled": len(close.reconciled_days),
+                    f"{prefix}_days_missing": len(close.missing_days),
+                    f"{prefix}_days_not_posted": len(close.unposted_days),
+                    f"{prefix}_days_with_variance": len(close.variance_days),
+                    **{
+                        f"{prefix}_variance_abs_minor_{currency}": amount
+                        for currency, amount in close.variance_abs_minor.items()
+                    },
+                    f"{prefix}_totals": _md(close.totals, 100),
+                }
+            )
+        metadata["month_open_days"] = dg.MetadataValue.json(
+            {
+                "missing": [d.isoformat() for d in month.missing_days],
+                "not_posted": [d.isoformat() for d in month.unposted_days],
+                "with_variance": [d.isoformat() for d in month.variance_days],
+            }
+        )
+    return dg.MaterializeResult(metadata=metadata)
