@@ -39,7 +39,10 @@ test: lint validate
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)
-	$(PY) bench/page_orders.py
+	$(PY) bench/page_orders.py --orders 25000
+	$(PY) bench/export_throughput.py --orders 1000 --latency-ms 50 --concurrency 4
+	$(PY) bench/inventory_sync.py
+	$(PY) bench/product_sync.py --skus 20000
 
 # Removes the local instance's runs and the sandbox world; keeps the checked-in dagster.yaml.
 clean-home:

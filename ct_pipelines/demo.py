@@ -97,7 +97,10 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         for result in results:
             for event in result.all_events:
                 if event.is_step_failure:
-                    print(f"step {event.step_key} failed: {event.event_specific_data.error.message}", file=out)
+                    print(
+                        f"step {event.step_key} failed: {event.event_specific_data.error.message}",
+                        file=out,
+                    )
         print("demo FAILED", file=out)
         return 1
 
@@ -117,7 +120,9 @@ def run_demo(out: TextIO = sys.stdout) -> int:
 
     print("", file=out)
     print("Summary (read from the sandbox through the real clients)", file=out)
-    print(f"  simulated trade this run            : {len(traded['order_ids'])} new orders", file=out)
+    print(
+        f"  simulated trade this run            : {len(traded['order_ids'])} new orders", file=out
+    )
     print(f"  products (SKUs) in the product master: {len(products):>7}", file=out)
     print(
         f"  stock entries                        : {len(stock):>7}"
@@ -125,14 +130,22 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         f" commercetools {int((stock['system'] == 'commercetools').sum())})",
         file=out,
     )
-    print(f"  orders read {start}..{end} : {orders:>7}  ({eligible} eligible for the ERP)", file=out)
+    print(
+        f"  orders read {start}..{end} : {orders:>7}  ({eligible} eligible for the ERP)", file=out
+    )
     print(f"  orders in the ERP per the ledger     : {exported:>7}", file=out)
     print(f"  open exceptions                      : {len(open_exceptions):>7}", file=out)
     failed = [row for row in checks_run if not row[2]]
-    print(f"  asset checks run                     : {len(checks_run):>7}  ({len(failed)} not passing)", file=out)
+    print(
+        f"  asset checks run                     : {len(checks_run):>7}  ({len(failed)} not passing)",
+        file=out,
+    )
     for asset, name, _passed, severity in failed:
         print(f"    {severity:<5} {asset}.{name}", file=out)
-    print(f"  Dagster runs: {', '.join(r.run_id[:8] for r in results)} (see them with `make dev`)", file=out)
+    print(
+        f"  Dagster runs: {', '.join(r.run_id[:8] for r in results)} (see them with `make dev`)",
+        file=out,
+    )
     return 0
 
 

@@ -18,8 +18,13 @@ def test_claim_many_then_mark_exported_many(store: IntegrationStore) -> None:
     assert store.ledger.get(FLOW, "UK-7").entity_version == 2
     assert len(store.ledger.list(FLOW)) == 2_500
 
-    assert store.ledger.mark_exported_many(FLOW, [(f"UK-{n}", f"SO-{n}") for n in range(2_000)]) == 2_000
-    assert store.exported_keys(FLOW, [f"UK-{n}" for n in range(2_500)]) == {f"UK-{n}" for n in range(2_000)}
+    assert (
+        store.ledger.mark_exported_many(FLOW, [(f"UK-{n}", f"SO-{n}") for n in range(2_000)])
+        == 2_000
+    )
+    assert store.exported_keys(FLOW, [f"UK-{n}" for n in range(2_500)]) == {
+        f"UK-{n}" for n in range(2_000)
+    }
     entry = store.ledger.get(FLOW, "UK-7")
     assert (entry.status, entry.external_ref, entry.attempts) == ("exported", "SO-7", 1)
     # Recording the same document again is harmless; an exported row is never re-claimed.

@@ -9,16 +9,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.defs.finance.assets import (
-    JOURNALS,
-    ORDER_TOTALS,
-    POSTED_STATUSES,
-    RECONCILIATION,
-    VARIANCES,
-    finance_journal_batches,
-    finance_reconciliation,
-    read_frame,
-)
+from ct_pipelines.defs.finance import assets as finance_assets
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 from ct_pipelines.finance.facts import orders_from_frame
 from ct_pipelines.finance.rollup import tax_rounding_pattern
@@ -48,7 +39,7 @@ def closed_days(lookback_days: int, now: datetime | None = None) -> list[date]:
 
 
 def _frames(store: Any, name: str, days: list[date]) -> pd.DataFrame:
-    frames = [read_frame(store, name, d.isoformat()) for d in days]
+    frames = [finance_assets.read_frame(store, name, d.isoformat()) for d in days]
     found = [f for f in frames if f is not None and len(f)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
@@ -107,7 +98,7 @@ def variance_verdict(
 
 
 @dg.asset_check(
-    asset=finance_reconciliation,
+    asset=finance_assets.finance_reconciliation,
     description="Every reconciled day of the look-back window has zero variance per currency and "
     "metric (or at most the tolerance); names the orders behind any variance.",
 )
@@ -117,8 +108,8 @@ def finance_zero_variance(
     integration_store = store.get_store()
     days = closed_days(config.lookback_days)
     passed, metadata = variance_verdict(
-        _frames(integration_store, RECONCILIATION, days),
-        _frames(integration_store, VARIANCES, days),
+        _frames(integration_store, finance_assets.RECONCILIATION, days),
+        _frames(integration_store, finance_assets.VARIANCES, days),
         config.tolerance_minor,
     )
     return dg.AssetCheckResult(
@@ -130,13 +121,13 @@ def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
     """Days whose journals are not all in the ERP: never built, not posted, or gone."""
     rows = []
     for day in days:
-        frame = read_frame(store, JOURNALS, day.isoformat())
+        frame = finance_assets.read_frame(store, finance_assets.JOURNALS, day.isoformat())
         if frame is None:
             rows.append({"day": day.isoformat(), "batch_id": None, "problem": "never built"})
             continue
         posted = {b.batch_id for b in port.iter_journal_batches(day)}
         for row in frame.itertuples(index=False):
-            if row.status not in POSTED_STATUSES and row.status != "posted_differs":
+            if row.status not in finance_assets.POSTED_STATUSES and row.status != "posted_differs":
                 rows.append({"day": row.day, "batch_id": row.batch_id, "problem": row.status})
             elif row.batch_id not in posted:
                 rows.append({"day": row.day, "batch_id": row.batch_id, "problem": "not in the ERP"})
@@ -144,7 +135,7 @@ def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
 
 
 @dg.asset_check(
-    asset=finance_journal_batches,
+    asset=finance_assets.finance_journal_batches,
     description="Every completed shop day of the look-back window was built and its journals "
     "are in the ERP.",
 )
@@ -167,7 +158,7 @@ def finance_days_posted(
 
 
 @dg.asset_check(
-    asset=finance_reconciliation,
+    asset=finance_assets.finance_reconciliation,
     description="Orders whose tax portions differ from their line taxes, by day and rate: a "
     "pattern means commercetools and the ERP round tax differently.",
 )
@@ -176,7 +167,7 @@ def finance_tax_rounding_patterns(
 ) -> dg.AssetCheckResult:
     integration_store = store.get_store()
     days = closed_days(config.lookback_days)
-    orders = _frames(integration_store, ORDER_TOTALS, days)
+    orders = _frames(integration_store, finance_assets.ORDER_TOTALS, days)
     pattern = tax_rounding_pattern(orders_from_frame(orders) if len(orders) else [])
     count = int(pattern["orders"].sum()) if len(pattern) else 0
     metadata: dict[str, Any] = {

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from ct_pipelines.defs.operations.jobs import operations_overview_job
+from ct_pipelines.defs.operations import jobs as operations_jobs
 from ct_pipelines.settings import SHOP
 
 operations_overview_schedule = dg.ScheduleDefinition(
     name="operations_overview_hourly",
-    job=operations_overview_job,
+    job=operations_jobs.operations_overview_job,
     cron_schedule="7 * * * *",
     execution_timezone=SHOP.timezone,
     default_status=dg.DefaultScheduleStatus.RUNNING,

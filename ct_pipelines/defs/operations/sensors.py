@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ct_pipelines.defs.dispatch.assets import dispatch_job
-from ct_pipelines.defs.finance.schedules import finance_nightly_job
-from ct_pipelines.defs.inventory.jobs import inventory_full_reconciliation_job
+from ct_pipelines.defs.dispatch import assets as dispatch_assets
+from ct_pipelines.defs.finance import schedules as finance_schedules
+from ct_pipelines.defs.inventory import jobs as inventory_jobs
+from ct_pipelines.defs.operations import jobs as operations_jobs
 from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_evaluation_mark
-from ct_pipelines.defs.operations.jobs import product_master_sync_job
 from ct_pipelines.defs.operations.resources import AlertsResource
+from ct_pipelines.defs.order_to_cash import sensors as o2c_sensors
 from ct_pipelines.defs.order_to_cash.assets import order_days
-from ct_pipelines.defs.order_to_cash.sensors import order_export_job
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
 from ct_pipelines.dispatch.lookup import find_order
 from ct_pipelines.ops.alerts import StepFailure, run_failure_alert
@@ -61,17 +61,17 @@ def order_day_finder(client: object):
 @dg.sensor(
     name="exception_retries",
     jobs=[
-        order_export_job,
-        dispatch_job,
-        product_master_sync_job,
-        inventory_full_reconciliation_job,
-        finance_nightly_job,
+        o2c_sensors.order_export_job,
+        dispatch_assets.dispatch_job,
+        operations_jobs.product_master_sync_job,
+        inventory_jobs.inventory_full_reconciliation_job,
+        finance_schedules.finance_nightly_job,
     ],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches the re-processing operators asked for (ct-pipelines exceptions retry, "
-    "or exception_queue_job): order_export_job or finance_nightly per shop day, dispatch_job, "
-    "product_master_sync_job or inventory_full_reconciliation.",
+    "or exception_queue_job): o2c_sensors.order_export_job or finance_nightly per shop day, dispatch_assets.dispatch_job, "
+    "operations_jobs.product_master_sync_job or inventory_full_reconciliation.",
 )
 def exception_retries(
     context: dg.SensorEvaluationContext,

@@ -296,6 +296,12 @@ def _write_back(
     marked = failed = 0
     if pending.empty:
         return 0, 0
+    parked = {
+        e.entity_key
+        for e in integration_store.list_exceptions(
+            flow=FLOW, status=["open", "retrying"], category="write_back"
+        )
+    }
     with commercetools.open_client() as client:
         channel_id = export_channel_id(client, config.export_channel_key)
         for row in pending.itertuples(index=False):
@@ -316,6 +322,8 @@ def _write_back(
                     field_name=config.write_back_field,
                 ):
                     marked += 1
+                if key in parked:  # in the ERP and marked: the parked write-back failure is over
+                    integration_store.close_on_success(FLOW, key, "order_to_cash")
             except Exception as exc:
                 failed += 1
                 integration_store.record_exception(

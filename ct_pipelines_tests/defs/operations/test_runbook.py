@@ -35,7 +35,9 @@ def test_every_asset_check_has_a_runbook_section_saying_what_to_do() -> None:
 def test_the_runbook_covers_alerts_jobs_and_sensors_by_name() -> None:
     text = (DOCS / "runbook.md").read_text()
     definitions = loaded()
-    names = {job.name for job in definitions.resolve_all_job_defs() if not job.name.startswith("__")}
+    names = {
+        job.name for job in definitions.resolve_all_job_defs() if not job.name.startswith("__")
+    }
     names |= {sensor.name for sensor in definitions.sensors or []}
     names |= {schedule.name for schedule in definitions.schedules or []}
     missing = sorted(name for name in names if f"`{name}`" not in text)
