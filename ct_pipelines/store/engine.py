@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -121,6 +123,24 @@ def create_store_engine(url: str | URL) -> Engine:
     return engine
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL, waiting out other first connections.
+
+    Changing the journal mode needs an exclusive lock and SQLite answers "database is locked" at
+    once instead of calling the busy handler, so several processes opening a fresh store together
+    (two Dagster runs, a sensor) retry here for up to the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -129,8 +149,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             # WAL: readers (the UI, a sensor) never block the writer and vice versa.
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             # Durable across application crashes in WAL mode, and much faster for bulk snapshots.
             cursor.execute("PRAGMA synchronous=NORMAL")
