@@ -84,7 +84,13 @@ def main() -> None:
             for d in export_drafts
         ]
         exporter = OrderExporter(
-            erp, store, ExportSettings(workers=args.concurrency, rate_per_second=None)
+            erp,
+            store,
+            ExportSettings(
+                workers=args.concurrency + 2,
+                max_in_flight_writes=args.concurrency,
+                rate_per_second=None,
+            ),
         )
         world.erp_app().reset_metrics()
         started = time.perf_counter()

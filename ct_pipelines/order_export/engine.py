@@ -84,7 +84,10 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    workers: int = 4
+    # Workers look orders up and prepare them; at most max_in_flight_writes of them write to the
+    # ERP at once, so lookups of the next orders overlap the writes and keep every slot busy.
+    workers: int = 6
+    max_in_flight_writes: int = 4
     rate_per_second: float | None = 50.0
     burst: int = 4
     max_attempts: int = 5
@@ -223,6 +226,7 @@ class OrderExporter:
         self._sleep = sleep
         self._actor = actor
         self._limiter = RateLimiter(settings.rate_per_second, settings.burst, sleep=sleep)
+        self._write_slots = threading.BoundedSemaphore(max(1, settings.max_in_flight_writes))
         self._rng = random.Random()
         self._open_exceptions: set[str] = set()
         self._ledger: _LedgerWriter | None = None
@@ -294,8 +298,11 @@ class OrderExporter:
                     outcome: Outcome = "recovered"
                     document = existing.sales_order_no
                 else:
-                    self._limiter.acquire()
-                    created = self._port.upsert_sales_order(item.draft, idempotency_key=item.key)
+                    with self._write_slots:
+                        self._limiter.acquire()
+                        created = self._port.upsert_sales_order(
+                            item.draft, idempotency_key=item.key
+                        )
                     outcome, document = "exported", created.sales_order_no
                 self._ledger.put(item.key, document)
                 return ExportResult(item.key, outcome, document, attempts)

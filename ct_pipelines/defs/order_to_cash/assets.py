@@ -170,7 +170,8 @@ def order_batches(
 class ErpExportConfig(dg.Config):
     """Throttling for ERP writes: a flash sale queues here instead of overwhelming the ERP."""
 
-    workers: int = 4
+    workers: int = 6
+    max_in_flight_writes: int = 4
     rate_per_second: float = 50.0
     burst: int = 4
     max_attempts: int = 5
@@ -234,6 +235,7 @@ def erp_sales_orders(
     items = export_items(batch) if len(batch) else []
     settings = ExportSettings(
         workers=config.workers,
+        max_in_flight_writes=config.max_in_flight_writes,
         rate_per_second=config.rate_per_second or None,
         burst=config.burst,
         max_attempts=config.max_attempts,
@@ -258,6 +260,7 @@ def erp_sales_orders(
             "write_back_failures": mark_failed,
             "orders_per_second": round((counts["exported"] + counts["recovered"]) / seconds, 2),
             "workers": config.workers,
+            "max_in_flight_writes": config.max_in_flight_writes,
             "rate_limit_per_second": config.rate_per_second,
             "failures": dg.MetadataValue.md(
                 pd.DataFrame(

@@ -54,7 +54,9 @@ def test_flash_sale_reaches_the_erp_exactly_once_within_its_write_limit(
     # A rejected write is retried at once here; production waits for the ERP's Retry-After.
     world.erp_app().lock_retry_after_seconds = 0
 
-    result = export_day(day, workers=workers)
+    # With 8 the exporter is misconfigured to write more at once than the ERP takes: the ERP's
+    # record locks must still hold the line, and the rejected writes be retried, not lost.
+    result = export_day(day, workers=workers, extra_config={"max_in_flight_writes": workers})
     assert result.success
     batch = materialization(result, "order_batches")
     export = materialization(result, "erp_sales_orders")
