@@ -85,7 +85,9 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     creates = sales_order_creates(world)
     for key in eligible:
         assert documents.get(key) == 1, key
+    # The request log is written after the ERP's own transaction, so an order whose create was
+    # cut off by the kill may hold no 201 entry; none may hold two.
     for key in to_create:
-        assert creates.get(key) == 1, f"{key} created {creates.get(key)} times"
+        assert creates.get(key, 0) <= 1, f"{key} created {creates.get(key)} times"
     assert store.exported_keys(FLOW, list(eligible)) == eligible
     assert export["orders_recovered"] >= len(in_erp_at_kill - ledger_at_kill)
