@@ -25,15 +25,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
+    from ct_pipelines.defs.order_to_cash.logic.batch import build_batch
+    from ct_pipelines.defs.order_to_cash.logic.engine import (
+        ExportItem,
+        ExportSettings,
+        OrderExporter,
+    )
+    from ct_pipelines.defs.order_to_cash.logic.orders import EligibilityRule
+    from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
     from ct_pipelines.erp.port import SalesOrderDraft
     from ct_pipelines.erp.rest import RestErpClient
-    from ct_pipelines.mapping.orders import EligibilityRule
-    from ct_pipelines.mapping.sales_orders import SalesOrderMapping
-    from ct_pipelines.order_export.batch import build_batch
-    from ct_pipelines.order_export.engine import ExportItem, ExportSettings, OrderExporter
-    from ct_pipelines.sandbox import SANDBOX_ERP_URL, SandboxWorld
-    from ct_pipelines.settings import SHOP
+    from ct_pipelines.kernel.shop import SHOP
     from ct_pipelines.store import IntegrationStore
+    from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
 
     with tempfile.TemporaryDirectory() as tmp:
         world = SandboxWorld.open(Path(tmp) / "sandbox")

@@ -40,17 +40,17 @@ def main() -> None:
     args = parser.parse_args()
 
     from ct_pipelines.commercetools import CommercetoolsClient
-    from ct_pipelines.defs.resources import sandbox_settings
-    from ct_pipelines.erp.rest import RestErpClient
-    from ct_pipelines.inventory import (
+    from ct_pipelines.defs.inventory.logic import (
         InventorySync,
         SyncOptions,
         compute_targets,
         index_entries,
         plan_changes,
     )
-    from ct_pipelines.inventory.scale import add_scale_inventory, change_scale_stock
-    from ct_pipelines.sandbox import SANDBOX_ERP_URL, SandboxWorld
+    from ct_pipelines.defs.resources import sandbox_settings
+    from ct_pipelines.erp.rest import RestErpClient
+    from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+    from ct_sandbox.testing import add_scale_inventory, change_scale_stock
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

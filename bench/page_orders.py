@@ -53,7 +53,7 @@ def main() -> None:
 
     from ct_pipelines.commercetools import CommercetoolsClient
     from ct_pipelines.defs.resources import sandbox_settings
-    from ct_pipelines.sandbox import SandboxWorld
+    from ct_sandbox import SandboxWorld
 
     with tempfile.TemporaryDirectory() as tmp:
         world = SandboxWorld.open(Path(tmp))

@@ -73,7 +73,7 @@ def _items(skus: int, variants: int, rng: random.Random) -> list[Any]:
 
 def _commercetools_docs(master: Any, rng: random.Random) -> list[dict[str, Any]]:
     """The catalogue as commercetools returns it, in step with the master."""
-    from ct_pipelines.products.master import MasterPrice
+    from ct_pipelines.defs.product_master.logic.master import MasterPrice
 
     def money(price: MasterPrice) -> dict[str, Any]:
         return {
@@ -169,9 +169,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    from ct_pipelines.products.master import build_catalog
-    from ct_pipelines.products.parity import compare
-    from ct_pipelines.products.planner import (
+    from ct_pipelines.defs.product_master.logic.master import build_catalog
+    from ct_pipelines.defs.product_master.logic.parity import compare
+    from ct_pipelines.defs.product_master.logic.planner import (
         CommercetoolsCatalog,
         SyncPolicy,
         next_baseline,

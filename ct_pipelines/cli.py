@@ -23,13 +23,13 @@ from typing import Any
 
 def _world(args: argparse.Namespace):
     from ct_pipelines.defs.resources import sandbox_dir
-    from ct_pipelines.sandbox import SandboxWorld
+    from ct_sandbox import SandboxWorld
 
     return SandboxWorld.open(args.sandbox_dir or sandbox_dir())
 
 
 def _sandbox_serve(args: argparse.Namespace) -> int:
-    from ct_pipelines.sandbox.transport import serve
+    from ct_sandbox.transport import serve
 
     world = _world(args)
     print(
@@ -66,7 +66,7 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _filter(args: argparse.Namespace):
-    from ct_pipelines.ops.exceptions import UNRESOLVED, ExceptionFilter
+    from ct_pipelines.defs.operations.logic.exceptions import UNRESOLVED, ExceptionFilter
 
     if not args.status:
         status: tuple[str, ...] = UNRESOLVED
@@ -100,7 +100,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _exceptions_list(args: argparse.Namespace) -> int:
-    from ct_pipelines.ops.exceptions import records_table, select
+    from ct_pipelines.defs.operations.logic.exceptions import records_table, select
 
     now = datetime.now(UTC)
     with _store() as store:
@@ -111,7 +111,7 @@ def _exceptions_list(args: argparse.Namespace) -> int:
 
 
 def _exceptions_show(args: argparse.Namespace) -> int:
-    from ct_pipelines.ops.exceptions import RETRY_TARGETS, channel_of
+    from ct_pipelines.defs.operations.logic.exceptions import RETRY_TARGETS, channel_of
 
     with _store() as store:
         record = store.get_exception(args.id)
@@ -153,7 +153,7 @@ def _exceptions_show(args: argparse.Namespace) -> int:
 
 
 def _exceptions_retry(args: argparse.Namespace) -> int:
-    from ct_pipelines.ops.exceptions import RETRY_TARGETS, retry
+    from ct_pipelines.defs.operations.logic.exceptions import RETRY_TARGETS, retry
 
     with _store() as store:
         outcome = retry(
@@ -185,7 +185,7 @@ def _exceptions_retry(args: argparse.Namespace) -> int:
 
 
 def _exceptions_resolve(args: argparse.Namespace) -> int:
-    from ct_pipelines.ops.exceptions import resolve
+    from ct_pipelines.defs.operations.logic.exceptions import resolve
 
     with _store() as store:
         resolved = resolve(
@@ -205,8 +205,8 @@ def _exceptions_resolve(args: argparse.Namespace) -> int:
 
 
 def _exceptions_patterns(args: argparse.Namespace) -> int:
-    from ct_pipelines.ops.patterns import failure_patterns
-    from ct_pipelines.settings import SHOP
+    from ct_pipelines.defs.operations.logic.patterns import failure_patterns
+    from ct_pipelines.kernel.shop import SHOP
 
     with _store() as store:
         records = store.list_exceptions()
@@ -219,8 +219,8 @@ def _exceptions_patterns(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
+    from ct_pipelines.defs.operations.logic.trace import trace_order
     from ct_pipelines.defs.resources import build_resources
-    from ct_pipelines.ops.trace import trace_order
 
     resources = build_resources()
     with (
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ct_pipelines.ops.exceptions import QueueActionError
+    from ct_pipelines.defs.operations.logic.exceptions import QueueActionError
     from ct_pipelines.store import ExceptionNotFound
 
     args = build_parser().parse_args(argv)

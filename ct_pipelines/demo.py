@@ -17,7 +17,7 @@ DEMO_DAYS = 7
 
 
 def _partition_range(days: int) -> tuple[str, str]:
-    from ct_pipelines.settings import SHOP
+    from ct_pipelines.kernel.shop import SHOP
 
     today = datetime.now(UTC).astimezone(SHOP.tz).date()
     return (today - timedelta(days=days - 1)).isoformat(), today.isoformat()

@@ -75,7 +75,7 @@ _worlds_lock = threading.Lock()
 
 def sandbox_world(directory: Path) -> Any:
     """The sandbox world in ``directory``, one object per process (seeded on first use)."""
-    from ct_pipelines.sandbox import SandboxWorld
+    from ct_sandbox import SandboxWorld
 
     key = directory.resolve()
     with _worlds_lock:
@@ -89,7 +89,7 @@ def sandbox_settings() -> CommercetoolsSettings:
     """Credentials of the local sandbox project: local-only values, not secrets."""
     from pydantic import SecretStr
 
-    from ct_pipelines.sandbox import (
+    from ct_sandbox import (
         SANDBOX_CLIENT_ID,
         SANDBOX_CLIENT_SECRET,
         SANDBOX_CT_URL,
@@ -199,7 +199,7 @@ class ErpResource(dg.ConfigurableResource):
     @contextmanager
     def open_port(self) -> Iterator[ErpPort]:
         if self.uses_sandbox:
-            from ct_pipelines.sandbox import SANDBOX_ERP_URL
+            from ct_sandbox import SANDBOX_ERP_URL
 
             world = sandbox_world(self._sandbox_path())
             dg.get_dagster_logger().info(

@@ -25,16 +25,16 @@ from pydantic import SecretStr
 from ct_pipelines.commercetools import CommercetoolsClient, CommercetoolsSettings
 from ct_pipelines.commercetools.models import OrderState
 from ct_pipelines.lib.retry import RetryPolicy
-from ct_pipelines.sandbox import (
+from ct_sandbox import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_CT_URL,
     SANDBOX_PROJECT_KEY,
 )
-from ct_pipelines.sandbox.commercetools_app import CommercetoolsSandboxApp
-from ct_pipelines.sandbox.documents import DocumentStore
-from ct_pipelines.sandbox.faults import FaultConfig, RequestRecord, request_log, save_faults
-from ct_pipelines.sandbox.transport import sandbox_transport
+from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+from ct_sandbox.documents import DocumentStore
+from ct_sandbox.faults import FaultConfig, RequestRecord, request_log, save_faults
+from ct_sandbox.transport import sandbox_transport
 
 PROJECT = SANDBOX_PROJECT_KEY
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -435,7 +435,7 @@ def test_expired_token_renewed_once_on_401(sandbox: Sandbox) -> None:
 
 def test_wrong_secret_is_an_auth_error_that_does_not_repeat_the_secret(sandbox: Sandbox) -> None:
     from ct_pipelines.commercetools import AuthError
-    from ct_pipelines.sandbox.commercetools_app import register_api_client
+    from ct_sandbox.commercetools_app import register_api_client
 
     register_api_client(
         sandbox.db_path, SANDBOX_CLIENT_ID, "the-real-one", [f"manage_project:{PROJECT}"]

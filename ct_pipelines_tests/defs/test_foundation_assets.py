@@ -11,7 +11,7 @@ from ct_pipelines.defs.inventory.assets import inventory_snapshots
 from ct_pipelines.defs.order_to_cash.assets import order_batches
 from ct_pipelines.defs.product_master.assets import product_master
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

@@ -19,9 +19,9 @@ from ct_pipelines.erp.errors import (
 from ct_pipelines.erp.port import JournalBatch, SalesOrderDraft
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.lib.retry import RetryPolicy
-from ct_pipelines.sandbox import SANDBOX_ERP_URL, SandboxWorld
-from ct_pipelines.sandbox import db as sandbox_db
-from ct_pipelines.sandbox.faults import FaultConfig
+from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+from ct_sandbox import db as sandbox_db
+from ct_sandbox.faults import FaultConfig
 
 NO_WAIT = RetryPolicy(
     max_attempts=4,

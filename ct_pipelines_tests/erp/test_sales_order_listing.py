@@ -11,8 +11,8 @@ import pytest
 from ct_pipelines.erp.errors import ErpValidationError
 from ct_pipelines.erp.port import ErpPort, JournalBatch
 from ct_pipelines.erp.rest import RestErpClient
-from ct_pipelines.sandbox import SANDBOX_ERP_URL, SandboxWorld
-from ct_pipelines.sandbox import db as sandbox_db
+from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+from ct_sandbox import db as sandbox_db
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.defs.metadata import frame_metadata
-from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.dispatch.engine import FLOW, Dispatcher
-from ct_pipelines.dispatch.shipments import (
+from ct_pipelines.defs.dispatch.logic.engine import FLOW, Dispatcher
+from ct_pipelines.defs.dispatch.logic.shipments import (
     SHIPMENT_COLUMNS,
     SNAPSHOT,
     empty_shipments,
@@ -19,6 +17,8 @@ from ct_pipelines.dispatch.shipments import (
     shipments_frame,
     shipments_from_frame,
 )
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 from ct_pipelines.store import SnapshotNotFound
 
 # The ERP shipments cursor: moved only after the shipments it covers are stored.

@@ -7,11 +7,14 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.dispatch import assets as dispatch_assets
+from ct_pipelines.defs.dispatch.logic.audit import (
+    deliveries_without_tracking,
+    failed_status_updates,
+)
+from ct_pipelines.defs.dispatch.logic.engine import FLOW
+from ct_pipelines.defs.dispatch.logic.lookup import find_orders
+from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
-from ct_pipelines.dispatch.audit import deliveries_without_tracking, failed_status_updates
-from ct_pipelines.dispatch.engine import FLOW
-from ct_pipelines.dispatch.lookup import find_orders
-from ct_pipelines.dispatch.plan import all_deliveries
 
 
 class DispatchCheckConfig(dg.Config):

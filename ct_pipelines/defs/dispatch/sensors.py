@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ct_pipelines.defs.dispatch import assets as dispatch_assets
+from ct_pipelines.defs.dispatch.logic.engine import FLOW
+from ct_pipelines.defs.dispatch.logic.trigger import TriggerState, decide
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
-from ct_pipelines.dispatch.engine import FLOW
-from ct_pipelines.dispatch.trigger import TriggerState, decide
 
 # One page is enough to know that something is waiting and to name the batch.
 PEEK_LIMIT = 500

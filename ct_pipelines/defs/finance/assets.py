@@ -18,11 +18,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ct_pipelines.commercetools.models import Order, Payment
-from ct_pipelines.defs.order_to_cash.assets import order_days
-from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.erp.errors import ErpConflictError
-from ct_pipelines.finance.days import day_window, erp_order_dates, month_start, week_start
-from ct_pipelines.finance.facts import (
+from ct_pipelines.defs.finance.logic.days import (
+    day_window,
+    erp_order_dates,
+    month_start,
+    week_start,
+)
+from ct_pipelines.defs.finance.logic.facts import (
     order_fact,
     orders_frame,
     orders_from_frame,
@@ -31,8 +33,8 @@ from ct_pipelines.finance.facts import (
     transactions_frame,
     transactions_from_frame,
 )
-from ct_pipelines.finance.journal import JournalAccounts, build_journals
-from ct_pipelines.finance.reconcile import (
+from ct_pipelines.defs.finance.logic.journal import JournalAccounts, build_journals
+from ct_pipelines.defs.finance.logic.reconcile import (
     attribute_erp_orders,
     erp_order_fact,
     rates_by_tax_code,
@@ -41,15 +43,18 @@ from ct_pipelines.finance.reconcile import (
     unmatched_sources,
     variances_frame,
 )
-from ct_pipelines.finance.rollup import PERIOD_COLUMNS, PeriodClose, period_close
-from ct_pipelines.mapping.orders import (
+from ct_pipelines.defs.finance.logic.rollup import PERIOD_COLUMNS, PeriodClose, period_close
+from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.order_to_cash.logic.orders import (
     EligibilityRule,
     as_utc_literal,
     created_window_predicate,
     external_document_number,
 )
-from ct_pipelines.mapping.sales_orders import TaxCodeTable
-from ct_pipelines.settings import SHOP
+from ct_pipelines.defs.order_to_cash.logic.sales_orders import TaxCodeTable
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.erp.errors import ErpConflictError
+from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import SnapshotNotFound
 
 FLOW = "finance"

@@ -10,10 +10,10 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.finance import assets as finance_assets
+from ct_pipelines.defs.finance.logic.facts import orders_from_frame
+from ct_pipelines.defs.finance.logic.rollup import tax_rounding_pattern
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
-from ct_pipelines.finance.facts import orders_from_frame
-from ct_pipelines.finance.rollup import tax_rounding_pattern
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 
 class VarianceCheckConfig(dg.Config):

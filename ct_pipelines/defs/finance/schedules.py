@@ -7,7 +7,7 @@ import dagster as dg
 
 from ct_pipelines.defs.finance.assets import FLOW
 from ct_pipelines.defs.order_to_cash.assets import order_days
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 # 02:00 London by default: the shop day is over and late PSP notifications have arrived.
 FINANCE_CRON = os.environ.get("CT_PIPELINES_FINANCE_CRON", "0 2 * * *")

@@ -5,7 +5,7 @@
 - ``inventory_snapshots`` records both systems with the time taken, and judges drift, oversell
   risk, mapping gaps and negative stock on what it read.
 
-Targets, buffers and mapping rules: :mod:`ct_pipelines.inventory`.
+Targets, buffers and mapping rules: :mod:`ct_pipelines.defs.inventory.logic`.
 """
 
 import time
@@ -17,24 +17,24 @@ import pandas as pd
 from pydantic import Field
 
 from ct_pipelines.defs.inventory import checks
-from ct_pipelines.defs.metadata import frame_metadata
-from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.inventory.diff import index_entries
-from ct_pipelines.inventory.settings import InventorySettings
-from ct_pipelines.inventory.sync import (
+from ct_pipelines.defs.inventory.logic.diff import index_entries
+from ct_pipelines.defs.inventory.logic.frames import (
+    INVENTORY_SNAPSHOT_COLUMNS,
+    commercetools_inventory_rows,
+    erp_stock_rows,
+    inventory_snapshot_frame,
+)
+from ct_pipelines.defs.inventory.logic.settings import InventorySettings
+from ct_pipelines.defs.inventory.logic.sync import (
     InventorySync,
     SyncOptions,
     SyncResult,
     analyse,
     source_locations,
 )
-from ct_pipelines.inventory.targets import compute_targets
-from ct_pipelines.mapping.inventory import (
-    INVENTORY_SNAPSHOT_COLUMNS,
-    commercetools_inventory_rows,
-    erp_stock_rows,
-    inventory_snapshot_frame,
-)
+from ct_pipelines.defs.inventory.logic.targets import compute_targets
+from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 
 FLOW = "inventory"
 CHANGES_SNAPSHOT = "inventory_sync_changes"

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from ct_pipelines.defs.inventory.logic.diff import CtInventory
+from ct_pipelines.defs.inventory.logic.settings import InventorySettings
+from ct_pipelines.defs.inventory.logic.sync import Analysis, SyncStats
+from ct_pipelines.defs.inventory.logic.targets import TargetSet
 from ct_pipelines.defs.resources import IntegrationStoreResource
-from ct_pipelines.inventory.diff import CtInventory
-from ct_pipelines.inventory.settings import InventorySettings
-from ct_pipelines.inventory.sync import Analysis, SyncStats
-from ct_pipelines.inventory.targets import TargetSet
 
 SNAPSHOTS = "inventory_snapshots"
 DRIFT = "inventory_drift"

@@ -1,6 +1,6 @@
 """The full reconciliation (default every 30 minutes) and the staleness check's schedule.
 
-The cadence is CT_PIPELINES_INVENTORY_RECONCILE_MINUTES (see ct_pipelines.inventory.settings).
+The cadence is CT_PIPELINES_INVENTORY_RECONCILE_MINUTES (see ct_pipelines.defs.inventory.logic.settings).
 Both start stopped, as every schedule here: switching automation on is a deployment decision.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ct_pipelines.defs.inventory import jobs
-from ct_pipelines.inventory.settings import InventorySettings
+from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 
 _SETTINGS = InventorySettings.from_env()
 

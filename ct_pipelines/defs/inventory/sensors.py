@@ -18,10 +18,10 @@ from typing import Any
 import dagster as dg
 
 from ct_pipelines.defs.inventory import jobs
+from ct_pipelines.defs.inventory.logic.rules import InventoryRules
+from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.resources import ErpResource
 from ct_pipelines.erp.port import StockMovement
-from ct_pipelines.inventory.rules import InventoryRules
-from ct_pipelines.inventory.settings import InventorySettings
 
 MOVEMENTS_PER_PAGE = 1000
 MAX_PAGES_PER_TICK = 20

@@ -14,10 +14,10 @@ from ct_pipelines.defs.operations.instance_reads import (
     latest_check_states,
     repository_of,
 )
+from ct_pipelines.defs.operations.logic import health as health_report
+from ct_pipelines.defs.operations.logic import patterns as pattern_report
 from ct_pipelines.defs.resources import IntegrationStoreResource
-from ct_pipelines.ops import health as health_report
-from ct_pipelines.ops import patterns as pattern_report
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 GROUP = "operations"
 PATTERNS_SNAPSHOT = "failure_patterns"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from ct_pipelines.ops.check_alerts import CheckEvaluation
-from ct_pipelines.ops.health import CheckState, FailedRun
+from ct_pipelines.defs.operations.logic.check_alerts import CheckEvaluation
+from ct_pipelines.defs.operations.logic.health import CheckState, FailedRun
 
 # Asset groups that are not business flows.
 NOT_FLOWS = frozenset({"operations", "default"})

@@ -6,8 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.operations.assets import GROUP
-from ct_pipelines.defs.resources import IntegrationStoreResource
-from ct_pipelines.ops.exceptions import (
+from ct_pipelines.defs.operations.logic.exceptions import (
     RETRY_TARGETS,
     UNRESOLVED,
     ExceptionFilter,
@@ -17,6 +16,7 @@ from ct_pipelines.ops.exceptions import (
     retry,
     select,
 )
+from ct_pipelines.defs.resources import IntegrationStoreResource
 
 ACTIONS = ("list", "retry", "resolve")
 

@@ -14,8 +14,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from ct_pipelines.defs.operations.logic.alerts import (
+    Alert,
+    AlertSender,
+    SlackSender,
+    WebhookSender,
+    deliver,
+)
 from ct_pipelines.defs.resources import resolved
-from ct_pipelines.ops.alerts import Alert, AlertSender, SlackSender, WebhookSender, deliver
 
 DEFAULT_SLACK_CHANNEL = "#ct-pipelines-alerts"
 

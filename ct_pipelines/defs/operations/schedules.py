@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ct_pipelines.defs.operations import jobs as operations_jobs
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 operations_overview_schedule = dg.ScheduleDefinition(
     name="operations_overview_hourly",

@@ -6,25 +6,25 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ct_pipelines.defs.dispatch import assets as dispatch_assets
+from ct_pipelines.defs.dispatch.logic.lookup import find_order
 from ct_pipelines.defs.finance import schedules as finance_schedules
 from ct_pipelines.defs.inventory import jobs as inventory_jobs
 from ct_pipelines.defs.operations import jobs as operations_jobs
 from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_evaluation_mark
-from ct_pipelines.defs.operations.resources import AlertsResource
-from ct_pipelines.defs.order_to_cash import sensors as o2c_sensors
-from ct_pipelines.defs.order_to_cash.assets import order_days
-from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
-from ct_pipelines.dispatch.lookup import find_order
-from ct_pipelines.ops.alerts import StepFailure, run_failure_alert
-from ct_pipelines.ops.check_alerts import CheckAlertState, decide_check_alerts
-from ct_pipelines.ops.exceptions import (
+from ct_pipelines.defs.operations.logic.alerts import StepFailure, run_failure_alert
+from ct_pipelines.defs.operations.logic.check_alerts import CheckAlertState, decide_check_alerts
+from ct_pipelines.defs.operations.logic.exceptions import (
     RETRY_TARGETS,
     RetryTarget,
     order_id_of,
     pending_retries,
     plan_retry_runs,
 )
-from ct_pipelines.settings import SHOP
+from ct_pipelines.defs.operations.resources import AlertsResource
+from ct_pipelines.defs.order_to_cash import sensors as o2c_sensors
+from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
+from ct_pipelines.kernel.shop import SHOP
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PER_RUN = RetryTarget("", per_order_day=False, behaviour="")

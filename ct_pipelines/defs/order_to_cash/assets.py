@@ -9,14 +9,23 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.order_to_cash.logic.batch import BATCH_COLUMNS, build_batch, park_rejects
+from ct_pipelines.defs.order_to_cash.logic.engine import (
+    FLOW,
+    ExportItem,
+    ExportSettings,
+    OrderExporter,
+)
+from ct_pipelines.defs.order_to_cash.logic.orders import (
+    EligibilityRule,
+    as_utc_literal,
+    created_window_predicate,
+)
+from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping, TaxCodeTable
+from ct_pipelines.defs.order_to_cash.logic.write_back import WriteBackMode, write_back
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 from ct_pipelines.erp.port import SalesOrderDraft
-from ct_pipelines.mapping.orders import EligibilityRule, as_utc_literal, created_window_predicate
-from ct_pipelines.mapping.sales_orders import SalesOrderMapping, TaxCodeTable
-from ct_pipelines.order_export.batch import BATCH_COLUMNS, build_batch, park_rejects
-from ct_pipelines.order_export.engine import FLOW, ExportItem, ExportSettings, OrderExporter
-from ct_pipelines.order_export.write_back import WriteBackMode, write_back
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import SnapshotNotFound
 
 order_days = dg.DailyPartitionsDefinition(

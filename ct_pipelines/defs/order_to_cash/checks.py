@@ -8,9 +8,9 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.order_to_cash import assets as o2c
+from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
-from ct_pipelines.order_export.engine import FLOW
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 
 class OrderCheckConfig(dg.Config):

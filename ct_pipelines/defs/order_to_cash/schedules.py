@@ -6,9 +6,9 @@ import dagster as dg
 
 from ct_pipelines.defs.order_to_cash import sensors
 from ct_pipelines.defs.order_to_cash.checks import orphaned_orders_frame, recent_batches
+from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import IntegrationStoreResource
-from ct_pipelines.order_export.engine import FLOW
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 
 RETRY_LOOKBACK_DAYS = 30
 

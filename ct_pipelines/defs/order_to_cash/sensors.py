@@ -7,15 +7,15 @@ from typing import Any
 import dagster as dg
 
 from ct_pipelines.defs.order_to_cash import assets as o2c
-from ct_pipelines.defs.resources import CommercetoolsResource
-from ct_pipelines.order_export.polling import (
+from ct_pipelines.defs.order_to_cash.logic.polling import (
     OrderChange,
     PollCursor,
     fresh_changes,
     poll_from,
     run_key,
 )
-from ct_pipelines.settings import SHOP
+from ct_pipelines.defs.resources import CommercetoolsResource
+from ct_pipelines.kernel.shop import SHOP
 
 OVERLAP = timedelta(minutes=5)
 INITIAL_LOOKBACK = timedelta(days=1)

@@ -14,21 +14,21 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.product_master.logic.frames import (
+    PRODUCT_MASTER_COLUMNS,
+    PRODUCT_SYNC_COLUMNS,
+    product_master_frame,
+    product_sync_frame,
+)
+from ct_pipelines.defs.product_master.logic.master import build_catalog
+from ct_pipelines.defs.product_master.logic.planner import SyncPlan, SyncPolicy
+from ct_pipelines.defs.product_master.logic.sync import FLOW, sync_products
 from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 from ct_pipelines.defs.resources import (
     CommercetoolsResource,
     ErpResource,
     IntegrationStoreResource,
 )
-from ct_pipelines.mapping.products import (
-    PRODUCT_MASTER_COLUMNS,
-    PRODUCT_SYNC_COLUMNS,
-    product_master_frame,
-    product_sync_frame,
-)
-from ct_pipelines.products.master import build_catalog
-from ct_pipelines.products.planner import SyncPlan, SyncPolicy
-from ct_pipelines.products.sync import FLOW, sync_products
 
 SYNC_SNAPSHOT = "product_sync"
 MASTER_RULE_CHECK = "mastered_fields_in_step"

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ct_pipelines.defs.product_master import assets as product_assets
+from ct_pipelines.defs.product_master.logic.master import build_catalog
+from ct_pipelines.defs.product_master.logic.parity import ParityReport, compare
+from ct_pipelines.defs.product_master.logic.sync import read_commercetools
 from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource
-from ct_pipelines.products.master import build_catalog
-from ct_pipelines.products.parity import ParityReport, compare
-from ct_pipelines.products.sync import read_commercetools
 
 SKU_PARITY = "sku_parity"
 PRICE_PARITY = "price_parity"

@@ -7,7 +7,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from ct_pipelines.products.master import DEFAULT_TAX_CATEGORIES, CatalogRules
+from ct_pipelines.defs.product_master.logic.master import DEFAULT_TAX_CATEGORIES, CatalogRules
 
 
 class ProductCatalogResource(dg.ConfigurableResource):

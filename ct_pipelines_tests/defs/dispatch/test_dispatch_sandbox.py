@@ -21,14 +21,14 @@ from ct_pipelines.defs.dispatch.checks import (
     deliveries_without_tracking_ids,
     failed_dispatch_updates,
 )
+from ct_pipelines.defs.dispatch.logic.engine import FLOW
+from ct_pipelines.defs.dispatch.logic.keys import delivery_key
 from ct_pipelines.defs.dispatch.sensors import new_erp_shipments
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines.dispatch.engine import FLOW
-from ct_pipelines.dispatch.keys import delivery_key
-from ct_pipelines.sandbox import SandboxWorld
-from ct_pipelines.sandbox import db as world_db
-from ct_pipelines.sandbox.erp_app import record_shipment
-from ct_pipelines.sandbox.faults import FaultConfig
+from ct_sandbox import SandboxWorld
+from ct_sandbox import db as world_db
+from ct_sandbox.erp_app import record_shipment
+from ct_sandbox.faults import FaultConfig
 
 ASSETS = [erp_shipments, commercetools_deliveries]
 CHECKS = [failed_dispatch_updates, deliveries_without_tracking_ids]

@@ -20,8 +20,8 @@ from ct_pipelines.defs.finance.checks import (
     finance_zero_variance,
 )
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines.sandbox import db
-from ct_pipelines.sandbox.faults import request_log
+from ct_sandbox import db
+from ct_sandbox.faults import request_log
 
 FINANCE_ASSETS = [
     finance_order_totals,

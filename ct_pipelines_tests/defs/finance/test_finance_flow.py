@@ -9,8 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from ct_pipelines.sandbox import db
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import IntegrationStore
 from ct_pipelines_tests.defs.finance.helpers import (
     check_result,
@@ -20,6 +19,7 @@ from ct_pipelines_tests.defs.finance.helpers import (
     run_finance,
 )
 from ct_pipelines_tests.defs.order_to_cash.helpers import export_day, past_day, world_for
+from ct_sandbox import db
 
 # Ten days back lies before the seeded week of history: the day holds only the orders a test
 # puts there, so every figure is known.

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from ct_pipelines.defs.finance.schedules import finance_nightly, finance_nightly_job
-from ct_pipelines.sandbox import db
 from ct_pipelines_tests.defs.finance.helpers import check_result, metadata, run_finance
 from ct_pipelines_tests.defs.order_to_cash.helpers import past_day, world_for
+from ct_sandbox import db
 
 LONDON = ZoneInfo("Europe/London")
 

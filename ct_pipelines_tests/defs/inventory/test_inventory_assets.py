@@ -16,14 +16,14 @@ from ct_pipelines.commercetools import CommercetoolsClient
 from ct_pipelines.defs.inventory import checks, jobs, schedules
 from ct_pipelines.defs.inventory.assets import inventory_snapshots, inventory_sync
 from ct_pipelines.defs.inventory.checks import inventory_snapshot_staleness
+from ct_pipelines.defs.inventory.logic import InventorySync, load_rules
+from ct_pipelines.defs.inventory.logic.settings import InventorySettings, reconcile_cron
 from ct_pipelines.defs.inventory.sensors import delta_runs, inventory_stock_movements
 from ct_pipelines.defs.resources import build_resources, sandbox_settings
 from ct_pipelines.erp.port import StockMovement
-from ct_pipelines.inventory import InventorySync, load_rules
-from ct_pipelines.inventory.settings import InventorySettings, reconcile_cron
-from ct_pipelines.sandbox import SandboxWorld
-from ct_pipelines.sandbox.db import connect, format_timestamp, transaction
-from ct_pipelines.sandbox.erp_app import record_movement
+from ct_sandbox import SandboxWorld
+from ct_sandbox.db import connect, format_timestamp, transaction
+from ct_sandbox.erp_app import record_movement
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -200,7 +200,7 @@ def test_a_version_bumped_during_the_sync_is_re_read_and_converges(sandbox_dir: 
 
 def _erp_stock(world: SandboxWorld) -> Any:
     from ct_pipelines.erp.rest import RestErpClient
-    from ct_pipelines.sandbox import SANDBOX_ERP_URL
+    from ct_sandbox import SANDBOX_ERP_URL
 
     with RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport()) as erp:
         yield from erp.iter_stock()

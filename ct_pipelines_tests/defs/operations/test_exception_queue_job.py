@@ -11,7 +11,7 @@ from ct_pipelines.definitions import defs as project_definitions
 from ct_pipelines.defs.operations.jobs import exception_queue_job
 from ct_pipelines.defs.operations.sensors import exception_retries
 from ct_pipelines.defs.resources import build_resources, sandbox_world
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import IntegrationStore
 
 

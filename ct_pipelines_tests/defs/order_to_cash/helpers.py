@@ -10,10 +10,10 @@ from urllib.parse import unquote
 import dagster as dg
 
 from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
+from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import build_resources, sandbox_world
-from ct_pipelines.order_export.engine import FLOW
-from ct_pipelines.sandbox.faults import request_log
-from ct_pipelines.settings import SHOP
+from ct_pipelines.kernel.shop import SHOP
+from ct_sandbox.faults import request_log
 
 
 def world_for(sandbox_dir: Path) -> Any:
@@ -43,7 +43,7 @@ def export_day(
 
 def erp_documents(world: Any) -> dict[str, int]:
     """External document number -> how many sales orders the ERP holds for it."""
-    from ct_pipelines.sandbox import db
+    from ct_sandbox import db
 
     conn = db.connect(world.db_path)
     rows = conn.execute(

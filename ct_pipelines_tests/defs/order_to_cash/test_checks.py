@@ -10,8 +10,8 @@ from ct_pipelines.defs.order_to_cash import checks
 from ct_pipelines.defs.resources import build_resources
 from ct_pipelines.erp.port import SalesOrderDraft
 from ct_pipelines.erp.rest import RestErpClient
-from ct_pipelines.sandbox import SANDBOX_ERP_URL
 from ct_pipelines_tests.defs.order_to_cash.helpers import export_day, past_day, world_for
+from ct_sandbox import SANDBOX_ERP_URL
 
 
 def _run_check(check: dg.AssetChecksDefinition) -> dg.AssetCheckEvaluation:
@@ -60,7 +60,7 @@ def test_tax_rounding_check_names_the_order_with_the_injected_error(sandbox_dir:
     order = world.documents.get("orders", order_id)
     from datetime import datetime
 
-    from ct_pipelines.settings import SHOP
+    from ct_pipelines.kernel.shop import SHOP
 
     day = (
         datetime.fromisoformat(order["createdAt"].replace("Z", "+00:00")).astimezone(SHOP.tz).date()

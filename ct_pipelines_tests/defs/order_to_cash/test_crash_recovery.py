@@ -13,8 +13,8 @@ import dagster as dg
 import pytest
 
 from ct_pipelines.defs.order_to_cash.assets import order_batches
+from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines.order_export.engine import FLOW
 from ct_pipelines_tests.defs.order_to_cash.helpers import (
     erp_documents,
     export_day,

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ct_pipelines.order_export.engine import FLOW
-from ct_pipelines.sandbox.faults import FaultConfig
+from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines_tests.defs.order_to_cash.helpers import (
     erp_documents,
     export_day,
@@ -16,6 +15,7 @@ from ct_pipelines_tests.defs.order_to_cash.helpers import (
     sales_order_creates,
     world_for,
 )
+from ct_sandbox.faults import FaultConfig
 
 BURST = 5_000
 

@@ -16,8 +16,12 @@ from ct_pipelines.defs.product_master.assets import (
 from ct_pipelines.defs.product_master.checks import product_parity
 from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines.sandbox import SandboxWorld
-from ct_pipelines_tests.products.sandbox_helpers import price_minor, product_by_sku, set_erp_price
+from ct_pipelines_tests.defs.product_master.logic.sandbox_helpers import (
+    price_minor,
+    product_by_sku,
+    set_erp_price,
+)
+from ct_sandbox import SandboxWorld
 
 ASSETS = [product_master, commercetools_products]
 

@@ -1,0 +1,88 @@
+"""Master-side edits and request counting against the sandbox world, for product-sync tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ct_sandbox import db
+
+
+class CountingTransport(httpx.BaseTransport):
+    """Passes requests through and remembers (method, path) of each."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        return self.inner.handle_request(request)
+
+    def product_writes(self) -> list[tuple[str, str]]:
+        """POSTs to /products (create) and /products/{id} (update); DELETEs of products."""
+        return [
+            (method, path)
+            for method, path in self.requests
+            if method in ("POST", "DELETE") and "/products" in path
+        ]
+
+    def product_updates(self) -> list[str]:
+        return [
+            path
+            for method, path in self.product_writes()
+            if method == "POST" and not path.endswith("/products")
+        ]
+
+
+def set_erp_price(sandbox: Path, sku: str, currency: str, amount_minor: int) -> None:
+    """The ERP changes an item's price (what a price list update does)."""
+    conn = db.connect(sandbox / "world.db")
+    with db.transaction(conn):
+        changed = conn.execute(
+            "UPDATE erp_item_prices SET amount_minor = ?, precise_amount = NULL "
+            "WHERE currency = ? AND item_no = (SELECT item_no FROM erp_items WHERE sku = ?)",
+            (amount_minor, currency, sku),
+        ).rowcount
+    assert changed == 1, f"no {currency} price for {sku}"
+
+
+def set_erp_active(sandbox: Path, skus: list[str], active: bool) -> None:
+    conn = db.connect(sandbox / "world.db")
+    with db.transaction(conn):
+        for sku in skus:
+            conn.execute("UPDATE erp_items SET active = ? WHERE sku = ?", (int(active), sku))
+
+
+def product_by_sku(world: Any, sku: str) -> dict[str, Any]:
+    product = world.documents.get_by("products", "sku", sku)
+    assert product is not None, sku
+    return product
+
+
+def variant(product: dict[str, Any], sku: str, view: str = "current") -> dict[str, Any]:
+    data = product["masterData"][view]
+    for candidate in [data["masterVariant"], *data["variants"]]:
+        if candidate.get("sku") == sku:
+            return candidate
+    raise AssertionError(f"{sku} not in {view} data")
+
+
+def price_minor(
+    product: dict[str, Any], sku: str, currency: str = "GBP", view: str = "current"
+) -> int:
+    for price in variant(product, sku, view)["prices"]:
+        if price["value"]["currencyCode"] == currency:
+            return int(price["value"]["centAmount"])
+    raise AssertionError(f"no {currency} price for {sku}")
+
+
+def erp_skus_of_product(sandbox: Path, product_key: str) -> list[str]:
+    conn = db.connect(sandbox / "world.db")
+    rows = conn.execute(
+        "SELECT sku FROM erp_items WHERE json_extract(attributes, '$.product_key') = ? ORDER BY sku",
+        (product_key,),
+    ).fetchall()
+    return [r[0] for r in rows]
