@@ -22,6 +22,7 @@ from ct_pipelines.defs.order_to_cash.logic.orders import (
     created_window_predicate,
 )
 from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping, TaxCodeTable
+from ct_pipelines.defs.order_to_cash.logic.stuck_runs import WORKER_TAG, current_worker
 from ct_pipelines.defs.order_to_cash.logic.write_back import WriteBackMode, write_back
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 from ct_pipelines.erp.port import SalesOrderDraft
@@ -238,6 +239,8 @@ def erp_sales_orders(
     erp: ErpResource,
     store: IntegrationStoreResource,
 ) -> dg.MaterializeResult:
+    # Who holds the erp_writes slot: the stuck_export_runs watchdog frees it if this process dies.
+    context.instance.add_run_tags(context.run_id, {WORKER_TAG: current_worker().to_tag()})
     integration_store = store.get_store()
     frames = [read_batch(integration_store, key) for key in context.partition_keys]
     batch = pd.concat(frames, ignore_index=True) if frames else _batch_frame([])

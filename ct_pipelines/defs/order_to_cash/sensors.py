@@ -1,5 +1,6 @@
 """The sensor that notices new and changed commercetools orders and launches their export."""
 
+import os
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ INITIAL_LOOKBACK = timedelta(days=1)
 MAX_CHANGES_PER_TICK = 5_000
 PAGE_SIZE = 500
 EXPORT_CHANNEL_KEY = "erp-order-export"
+EXPORT_MAX_RUNTIME_SECONDS = int(os.environ.get("CT_PIPELINES_EXPORT_MAX_RUNTIME_SECONDS", "10800"))
 
 
 def _instant(value: str) -> datetime:
@@ -33,6 +35,9 @@ order_export_job = dg.define_asset_job(
     "order_export_job",
     selection=dg.AssetSelection.assets(o2c.order_batches, o2c.erp_sales_orders),
     description="Maps a day's orders and exports the eligible ones to the ERP.",
+    # A bound on every export run, so run monitoring fails one whose worker died where the
+    # stuck_export_runs watchdog cannot see it (another host).
+    tags={"dagster/max_runtime": str(EXPORT_MAX_RUNTIME_SECONDS)},
 )
 
 
