@@ -77,3 +77,91 @@ def test_inventory_sync_publishes_erp_stock_then_repairs_drift(on_mock: MockProj
     assert (repaired["created"], repaired["updated"], repaired["failed"]) == (0, 1, 0)
     assert on_mock.get(f"inventory/{entry['id']}")["quantityOnStock"] == entry["quantityOnStock"]
     assert all(check.passed for check in _checks(second).values())
+
+
+def _erp_items(count: int) -> list[Any]:
+    """Active ERP items with a standard-rated tax code (the mock orders are taxed at 20%)."""
+    with build_resources()["erp"].open_port() as port:
+        items = [item for item in port.iter_items() if item.active and item.tax_code == "S"]
+    assert len(items) >= count
+    return items[:count]
+
+
+def _order_days(orders: list[dict[str, Any]]) -> list[str]:
+    from datetime import datetime
+
+    from ct_pipelines.settings import SHOP
+
+    return sorted(
+        {
+            datetime.fromisoformat(o["createdAt"].replace("Z", "+00:00"))
+            .astimezone(SHOP.tz)
+            .date()
+            .isoformat()
+            for o in orders
+        }
+    )
+
+
+def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
+    on_mock: MockProject,
+) -> None:
+    from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
+
+    items = _erp_items(3)
+    tax = seed.tax_category(on_mock)
+    kind = seed.product_type(on_mock)
+    for item in items:
+        seed.product(on_mock, kind["id"], [item.sku], key=item.item_no, tax_category_id=tax["id"])
+    channel = seed.channel(on_mock, "erp-order-export", ["OrderExport"])
+    paid = [
+        seed.paid_order(on_mock, f"MOCK-{i:04d}", items[i % 3].sku, quantity=1 + i % 2)
+        for i in range(12)
+    ]
+    pending = [
+        seed.paid_order(on_mock, f"MOCK-P{i:03d}", items[0].sku, payment_state="Pending")
+        for i in range(3)
+    ]
+    days = _order_days(paid + pending)
+
+    def run() -> list[dict[str, Any]]:
+        exports = []
+        for day in days:
+            result = dg.materialize(
+                [order_batches, erp_sales_orders],
+                partition_key=day,
+                resources=build_resources(),
+                run_config={
+                    "ops": {"erp_sales_orders": {"config": {"workers": 2, "rate_per_second": 0.0}}}
+                },
+            )
+            assert result.success
+            batch = _metadata(result, "order_batches")
+            assert batch["unreadable_orders"] == 0
+            assert batch["unmappable_orders"] == 0
+            exports.append(_metadata(result, "erp_sales_orders"))
+        return exports
+
+    first = run()
+    assert sum(e["orders_exported"] for e in first) == len(paid)
+    assert sum(e["marked_in_commercetools"] for e in first) == len(paid)
+    assert sum(e["write_back_failures"] for e in first) == 0
+
+    with build_resources()["erp"].open_port() as port:
+        for order in paid:
+            found = port.find_sales_order(order["orderNumber"])
+            assert found is not None, order["orderNumber"]
+        assert port.find_sales_order(pending[0]["orderNumber"]) is None
+    for order in paid:
+        fresh = on_mock.get(f"orders/{order['id']}")
+        (info,) = fresh["syncInfo"]
+        assert info["channel"]["id"] == channel["id"]
+        assert info["externalId"]
+    for order in pending:
+        assert on_mock.get(f"orders/{order['id']}")["syncInfo"] == []
+
+    # Running the day again: nothing is sent twice, nothing is marked twice.
+    again = run()
+    assert sum(e["orders_exported"] + e["orders_recovered"] for e in again) == 0
+    assert sum(e["marked_in_commercetools"] for e in again) == 0
+    assert all(len(on_mock.get(f"orders/{o['id']}")["syncInfo"]) == 1 for o in paid)
