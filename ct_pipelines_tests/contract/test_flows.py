@@ -165,3 +165,88 @@ def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
     assert sum(e["orders_exported"] + e["orders_recovered"] for e in again) == 0
     assert sum(e["marked_in_commercetools"] for e in again) == 0
     assert all(len(on_mock.get(f"orders/{o['id']}")["syncInfo"]) == 1 for o in paid)
+
+
+def _text_attribute(name: str, kind: str = "text") -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": {"en-GB": name},
+        "isRequired": False,
+        "type": {"name": kind},
+        "attributeConstraint": "None",
+        "isSearchable": False,
+        "inputHint": "SingleLine",
+    }
+
+
+def test_product_master_creates_products_then_has_nothing_to_do_then_reverts_an_edit(
+    on_mock: MockProject,
+) -> None:
+    from ct_pipelines.defs.product_master.assets import commercetools_products, product_master
+    from ct_pipelines.defs.product_master.resources import ProductCatalogResource
+
+    for key, rate in (("standard", 0.2), ("reduced", 0.05), ("zero", 0)):
+        on_mock.post(
+            "tax-categories",
+            {
+                "key": key,
+                "name": key,
+                "rates": [
+                    {"name": f"GB {key}", "amount": rate, "includedInPrice": True, "country": "GB"},
+                    {"name": f"IE {key}", "amount": rate, "includedInPrice": True, "country": "IE"},
+                ],
+            },
+        )
+    seed.product_type(
+        on_mock,
+        "merchandise",
+        attributes=[
+            _text_attribute("colour"),
+            _text_attribute("size"),
+            _text_attribute("variant"),
+            _text_attribute("discontinued", "boolean"),
+        ],
+    )
+
+    def run() -> dict[str, Any]:
+        result = dg.materialize(
+            [product_master, commercetools_products],
+            resources={
+                **build_resources(),
+                "product_catalog": ProductCatalogResource(product_type_key="merchandise"),
+            },
+        )
+        assert result.success
+        return _metadata(result, "commercetools_products")
+
+    first = run()
+    assert first["products_failed"] == 0, first
+    assert first["products_created"] > 0
+    assert "commercetools project " + on_mock.key in first["target"]
+    products = on_mock.get("products", {"limit": 500})
+    assert products["total"] == first["products_created"]
+    assert all(p["masterData"]["published"] for p in products["results"])
+
+    second = run()
+    assert second["update_requests_planned"] == 0, second["actions_planned"]
+    assert second["update_requests_sent"] == 0
+
+    # A Merchant Center edit of a mastered field is reverted by the next sync.
+    product = next(p for p in products["results"] if p["masterData"]["current"]["variants"])
+    fresh = on_mock.get(f"products/{product['id']}")
+    master_name = fresh["masterData"]["current"]["name"]["en-GB"]
+    on_mock.post(
+        f"products/{product['id']}",
+        {
+            "version": fresh["version"],
+            "actions": [
+                {"action": "changeName", "name": {"en-GB": "Edited by hand"}},
+                {"action": "publish"},
+            ],
+        },
+    )
+    third = run()
+    assert third["drift_detected"] >= 1 and third["drift_reverted"] >= 1
+    assert third["products_failed"] == 0
+    reverted = on_mock.get(f"products/{product['id']}")["masterData"]["current"]
+    assert reverted["name"]["en-GB"] == master_name
