@@ -64,6 +64,28 @@ def product(
     return project.post("products", draft)
 
 
+def shipping_method(
+    project: MockProject, tax_category_id: str, cent_amount: int = 395
+) -> dict[str, Any]:
+    """A UK zone and a shipping method with one rate (the mock prices imported shipping by it)."""
+    zone = project.post("zones", {"key": "uk", "name": "UK", "locations": [{"country": "GB"}]})
+    return project.post(
+        "shipping-methods",
+        {
+            "key": "standard",
+            "name": "standard",
+            "isDefault": True,
+            "taxCategory": {"typeId": "tax-category", "id": tax_category_id},
+            "zoneRates": [
+                {
+                    "zone": {"typeId": "zone", "id": zone["id"]},
+                    "shippingRates": [{"price": money(cent_amount)}],
+                }
+            ],
+        },
+    )
+
+
 def paid_order(
     project: MockProject,
     order_number: str,
@@ -72,12 +94,30 @@ def paid_order(
     quantity: int = 1,
     unit_cent_amount: int = 1200,
     payment_state: str = "Paid",
+    shipping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An order through the order import endpoint (the mock cannot check out carts for us)."""
+    """An order through the order import endpoint (the mock cannot check out carts for us).
+
+    ``shipping`` is a shipping method from :func:`shipping_method`: the order then has shipping
+    info (dispatch needs it to take deliveries) and its total includes the shipping rate.
+    """
     total = unit_cent_amount * quantity
+    extra: dict[str, Any] = {}
+    if shipping is not None:
+        rate = shipping["zoneRates"][0]["shippingRates"][0]["price"]
+        total += rate["centAmount"]
+        extra["shippingInfo"] = {
+            "shippingMethodName": shipping["name"],
+            "price": money(rate["centAmount"]),
+            "shippingRate": {"price": money(rate["centAmount"])},
+            "taxRate": UK_VAT,
+            "taxCategory": shipping["taxCategory"],
+            "shippingMethod": {"typeId": "shipping-method", "id": shipping["id"]},
+        }
     return project.post(
         "orders/import",
         {
+            **extra,
             "orderNumber": order_number,
             "totalPrice": money(total),
             "paymentState": payment_state,

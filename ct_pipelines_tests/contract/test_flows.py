@@ -103,17 +103,43 @@ def _order_days(orders: list[dict[str, Any]]) -> list[str]:
     )
 
 
+def _export_run(days: list[str]) -> list[dict[str, Any]]:
+    """order_batches + erp_sales_orders for each day; the erp_sales_orders metadata per day."""
+    from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
+
+    exports = []
+    for day in days:
+        result = dg.materialize(
+            [order_batches, erp_sales_orders],
+            partition_key=day,
+            resources=build_resources(),
+            run_config={
+                "ops": {"erp_sales_orders": {"config": {"workers": 2, "rate_per_second": 0.0}}}
+            },
+        )
+        assert result.success
+        batch = _metadata(result, "order_batches")
+        assert batch["unreadable_orders"] == 0
+        assert batch["unmappable_orders"] == 0
+        exports.append(_metadata(result, "erp_sales_orders"))
+    return exports
+
+
+def _seed_shop(project: MockProject) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Products for three ERP items, the export channel, a shipping method."""
+    items = _erp_items(3)
+    tax = seed.tax_category(project)
+    kind = seed.product_type(project)
+    for item in items:
+        seed.product(project, kind["id"], [item.sku], key=item.item_no, tax_category_id=tax["id"])
+    channel = seed.channel(project, "erp-order-export", ["OrderExport"])
+    return items, channel, seed.shipping_method(project, tax["id"])
+
+
 def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
     on_mock: MockProject,
 ) -> None:
-    from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
-
-    items = _erp_items(3)
-    tax = seed.tax_category(on_mock)
-    kind = seed.product_type(on_mock)
-    for item in items:
-        seed.product(on_mock, kind["id"], [item.sku], key=item.item_no, tax_category_id=tax["id"])
-    channel = seed.channel(on_mock, "erp-order-export", ["OrderExport"])
+    items, channel, _ = _seed_shop(on_mock)
     paid = [
         seed.paid_order(on_mock, f"MOCK-{i:04d}", items[i % 3].sku, quantity=1 + i % 2)
         for i in range(12)
@@ -124,25 +150,7 @@ def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
     ]
     days = _order_days(paid + pending)
 
-    def run() -> list[dict[str, Any]]:
-        exports = []
-        for day in days:
-            result = dg.materialize(
-                [order_batches, erp_sales_orders],
-                partition_key=day,
-                resources=build_resources(),
-                run_config={
-                    "ops": {"erp_sales_orders": {"config": {"workers": 2, "rate_per_second": 0.0}}}
-                },
-            )
-            assert result.success
-            batch = _metadata(result, "order_batches")
-            assert batch["unreadable_orders"] == 0
-            assert batch["unmappable_orders"] == 0
-            exports.append(_metadata(result, "erp_sales_orders"))
-        return exports
-
-    first = run()
+    first = _export_run(days)
     assert sum(e["orders_exported"] for e in first) == len(paid)
     assert sum(e["marked_in_commercetools"] for e in first) == len(paid)
     assert sum(e["write_back_failures"] for e in first) == 0
@@ -161,10 +169,86 @@ def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
         assert on_mock.get(f"orders/{order['id']}")["syncInfo"] == []
 
     # Running the day again: nothing is sent twice, nothing is marked twice.
-    again = run()
+    again = _export_run(days)
     assert sum(e["orders_exported"] + e["orders_recovered"] for e in again) == 0
     assert sum(e["marked_in_commercetools"] for e in again) == 0
     assert all(len(on_mock.get(f"orders/{o['id']}")["syncInfo"]) == 1 for o in paid)
+
+
+def test_dispatch_records_erp_shipments_as_deliveries_on_the_mock_orders(
+    on_mock: MockProject,
+) -> None:
+    from datetime import UTC, datetime
+
+    from ct_pipelines.defs.dispatch.assets import (
+        SHIPMENTS_CURSOR,
+        commercetools_deliveries,
+        erp_shipments,
+    )
+    from ct_pipelines.defs.resources import sandbox_world
+    from ct_pipelines.sandbox import db as world_db
+    from ct_pipelines.sandbox.erp_app import record_shipment
+
+    items, _, shipping = _seed_shop(on_mock)
+    whole = seed.paid_order(on_mock, "SHIP-0001", items[0].sku, quantity=1, shipping=shipping)
+    split = seed.paid_order(on_mock, "SHIP-0002", items[1].sku, quantity=3, shipping=shipping)
+    assert sum(e["orders_exported"] for e in _export_run(_order_days([whole, split]))) == 2
+
+    resources = build_resources()
+    store = resources["store"].get_store()
+    # The sandbox ERP holds the seed's shipments of orders the mock has never seen: start the
+    # shipment cursor after them, as a first deployment would after a cut-over.
+    cursor = None
+    with resources["erp"].open_port() as port:
+        while True:
+            page = port.shipments_since(cursor, limit=500)
+            cursor = page.next_cursor or cursor
+            if not page.has_more or not page.shipments:
+                break
+        numbers = {
+            ref: port.find_sales_order(ref).sales_order_no  # type: ignore[union-attr]
+            for ref in ("SHIP-0001", "SHIP-0002")
+        }
+    if cursor is not None:
+        store.set_cursor(SHIPMENTS_CURSOR, cursor)
+
+    world = sandbox_world(Path(resources["erp"].sandbox_dir or ""))
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    conn = world_db.connect(world.db_path)
+    with world_db.transaction(conn):
+        record_shipment(
+            conn, numbers["SHIP-0001"], "SHIP-0001", [{"sku": items[0].sku, "quantity": 1}],
+            "DPD", ["TRK-1"], now,
+        )  # fmt: skip
+        record_shipment(
+            conn, numbers["SHIP-0002"], "SHIP-0002", [{"sku": items[1].sku, "quantity": 1}],
+            "DPD", ["TRK-2"], now,
+        )  # fmt: skip
+
+    first = dg.materialize([erp_shipments, commercetools_deliveries], resources=resources)
+    assert first.success
+    applied = _metadata(first, "commercetools_deliveries")
+    assert applied["shipments_applied"] == 2 and applied["shipments_failed"] == 0, applied[
+        "failures"
+    ]
+    shipped = on_mock.get(f"orders/{whole['id']}")
+    partial = on_mock.get(f"orders/{split['id']}")
+    assert shipped["shipmentState"] == "Shipped"
+    assert partial["shipmentState"] == "Partial"
+    (delivery,) = (
+        shipped["shippingInfo"]["deliveries"]
+        if shipped.get("shippingInfo")
+        else shipped["shipping"][0]["shippingInfo"]["deliveries"]
+    )
+    assert [p["trackingData"]["trackingId"] for p in delivery["parcels"]] == ["TRK-1"]
+
+    versions = {o["id"]: on_mock.get(f"orders/{o['id']}")["version"] for o in (whole, split)}
+    second = dg.materialize([erp_shipments, commercetools_deliveries], resources=resources)
+    assert second.success
+    assert _metadata(second, "commercetools_deliveries")["dagster/row_count"] == 0
+    assert {
+        o["id"]: on_mock.get(f"orders/{o['id']}")["version"] for o in (whole, split)
+    } == versions
 
 
 def _text_attribute(name: str, kind: str = "text") -> dict[str, Any]:
