@@ -235,11 +235,7 @@ def test_dispatch_records_erp_shipments_as_deliveries_on_the_mock_orders(
     partial = on_mock.get(f"orders/{split['id']}")
     assert shipped["shipmentState"] == "Shipped"
     assert partial["shipmentState"] == "Partial"
-    (delivery,) = (
-        shipped["shippingInfo"]["deliveries"]
-        if shipped.get("shippingInfo")
-        else shipped["shipping"][0]["shippingInfo"]["deliveries"]
-    )
+    (delivery,) = shipped["shippingInfo"]["deliveries"]
     assert [p["trackingData"]["trackingId"] for p in delivery["parcels"]] == ["TRK-1"]
 
     versions = {o["id"]: on_mock.get(f"orders/{o['id']}")["version"] for o in (whole, split)}
