@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -38,7 +38,7 @@ CLIENT_ID = "contract-tests"
 CLIENT_SECRET = "contract-tests-secret"  # the mock accepts any credentials
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"commercetools-mock contract tests must run in CI: {reason}", pytrace=False)
     pytest.skip(f"commercetools-mock not available: {reason}")
@@ -102,7 +102,6 @@ def ct_mock_server() -> Iterator[MockServer]:
         _unavailable("`node` is not on PATH (install Node.js 20+)")
     if not MOCK_PACKAGE.exists():
         _unavailable(f"npm packages missing in {MOCK_DIR.relative_to(REPO)} (run `make install`)")
-    assert node is not None
     log = Path(tempfile.mkstemp(prefix="commercetools-mock-", suffix=".log")[1])
     with log.open("w") as stderr:
         process = subprocess.Popen(
