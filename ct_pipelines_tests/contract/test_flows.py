@@ -176,7 +176,7 @@ def test_order_to_cash_exports_paid_orders_once_and_marks_them_with_sync_info(
 
 
 def test_dispatch_records_erp_shipments_as_deliveries_on_the_mock_orders(
-    on_mock: MockProject,
+    on_mock: MockProject, sandbox_dir: Path
 ) -> None:
     from datetime import UTC, datetime
 
@@ -212,7 +212,7 @@ def test_dispatch_records_erp_shipments_as_deliveries_on_the_mock_orders(
     if cursor is not None:
         store.set_cursor(SHIPMENTS_CURSOR, cursor)
 
-    world = sandbox_world(Path(resources["erp"].sandbox_dir or ""))
+    world = sandbox_world(sandbox_dir)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     conn = world_db.connect(world.db_path)
     with world_db.transaction(conn):
