@@ -124,7 +124,10 @@ def test_query_all_keeps_the_callers_predicates_on_every_page(ct_project: MockPr
 
 
 def test_creation_window_predicate_of_the_order_batches(ct_project: MockProject) -> None:
-    from ct_pipelines.mapping.orders import as_utc_literal, created_window_predicate
+    from ct_pipelines.defs.order_to_cash.logic.orders import (
+        as_utc_literal,
+        created_window_predicate,
+    )
 
     _catalog(ct_project, ["SKU-1"])
     orders = _orders(ct_project, 5)
@@ -460,7 +463,7 @@ def test_products_and_projections_as_the_product_sync_reads_them(
 def test_update_sync_info_marks_an_order_against_the_export_channel(
     ct_project: MockProject,
 ) -> None:
-    from ct_pipelines.order_export.write_back import is_marked, write_back
+    from ct_pipelines.defs.order_to_cash.logic.write_back import is_marked, write_back
 
     _catalog(ct_project, ["SKU-1"])
     channel = seed.channel(ct_project, "erp-order-export", ["OrderExport"])

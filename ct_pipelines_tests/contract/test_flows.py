@@ -90,7 +90,7 @@ def _erp_items(count: int) -> list[Any]:
 def _order_days(orders: list[dict[str, Any]]) -> list[str]:
     from datetime import datetime
 
-    from ct_pipelines.settings import SHOP
+    from ct_pipelines.kernel.shop import SHOP
 
     return sorted(
         {
@@ -186,8 +186,8 @@ def test_dispatch_records_erp_shipments_as_deliveries_on_the_mock_orders(
         erp_shipments,
     )
     from ct_pipelines.defs.resources import sandbox_world
-    from ct_pipelines.sandbox import db as world_db
-    from ct_pipelines.sandbox.erp_app import record_shipment
+    from ct_sandbox import db as world_db
+    from ct_sandbox.erp_app import record_shipment
 
     items, _, shipping = _seed_shop(on_mock)
     whole = seed.paid_order(on_mock, "SHIP-0001", items[0].sku, quantity=1, shipping=shipping)
