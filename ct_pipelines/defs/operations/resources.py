@@ -16,14 +16,44 @@ import dagster as dg
 
 from ct_pipelines.defs.operations.logic.alerts import (
     Alert,
+    AlertDeliveryError,
     AlertSender,
-    SlackSender,
     WebhookSender,
     deliver,
 )
 from ct_pipelines.defs.resources import resolved
 
 DEFAULT_SLACK_CHANNEL = "#ct-pipelines-alerts"
+
+
+# Beside the resource rather than in logic/: it speaks to Slack through dagster-slack.
+class SlackSender:
+    """Posts the alert's text to a Slack channel with dagster-slack's client."""
+
+    name = "slack"
+
+    def __init__(self, token: str, channel: str, *, base_url: str | None = None) -> None:
+        self._token = token
+        self._channel = channel
+        self._base_url = base_url
+
+    def __repr__(self) -> str:
+        return f"SlackSender(channel={self._channel!r}, token=[redacted])"
+
+    def send(self, alert: Alert) -> None:
+        from dagster_slack import SlackResource
+        from slack_sdk.errors import SlackApiError
+
+        client = SlackResource(token=self._token).get_client()
+        if self._base_url:
+            client.base_url = self._base_url.rstrip("/") + "/"
+        try:
+            client.chat_postMessage(channel=self._channel, text=alert.text())
+        except SlackApiError as exc:
+            code = exc.response.get("error") if exc.response is not None else None
+            raise AlertDeliveryError(f"Slack refused the alert ({code or 'error'})") from None
+        except Exception as exc:
+            raise AlertDeliveryError(f"Slack unreachable ({type(exc).__name__})") from None
 
 
 class AlertsResource(dg.ConfigurableResource):

@@ -198,35 +198,6 @@ class WebhookSender:
             raise AlertDeliveryError(f"webhook answered HTTP {response.status_code}")
 
 
-class SlackSender:
-    """Posts the alert's text to a Slack channel with dagster-slack's client."""
-
-    name = "slack"
-
-    def __init__(self, token: str, channel: str, *, base_url: str | None = None) -> None:
-        self._token = token
-        self._channel = channel
-        self._base_url = base_url
-
-    def __repr__(self) -> str:
-        return f"SlackSender(channel={self._channel!r}, token=[redacted])"
-
-    def send(self, alert: Alert) -> None:
-        from dagster_slack import SlackResource
-        from slack_sdk.errors import SlackApiError
-
-        client = SlackResource(token=self._token).get_client()
-        if self._base_url:
-            client.base_url = self._base_url.rstrip("/") + "/"
-        try:
-            client.chat_postMessage(channel=self._channel, text=alert.text())
-        except SlackApiError as exc:
-            code = exc.response.get("error") if exc.response is not None else None
-            raise AlertDeliveryError(f"Slack refused the alert ({code or 'error'})") from None
-        except Exception as exc:
-            raise AlertDeliveryError(f"Slack unreachable ({type(exc).__name__})") from None
-
-
 def deliver(alert: Alert, senders: Sequence[AlertSender]) -> list[str]:
     """Send to every destination; all are tried before a failure is raised."""
     delivered: list[str] = []
