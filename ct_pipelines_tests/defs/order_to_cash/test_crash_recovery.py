@@ -47,8 +47,9 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     to_create = eligible - before
     assert len(to_create) >= 250
 
-    # Slow ERP writes, so the process is surely in the middle of the batch when it dies.
-    world.configure_erp(write_latency_ms=40)
+    # Slow ERP writes (about 20 s for the batch), so even on a starved machine the process is
+    # surely in the middle of the batch when it dies.
+    world.configure_erp(write_latency_ms=150)
     worker = subprocess.Popen(
         [
             sys.executable,

@@ -63,7 +63,7 @@ def test_a_killed_export_run_is_failed_freed_and_exported_again(
     to_create = eligible - set(erp_documents(world))
     assert len(to_create) >= 150
 
-    world.configure_erp(write_latency_ms=40)
+    world.configure_erp(write_latency_ms=200)
     worker = subprocess.Popen(
         [*WORKER, day.isoformat(), "--instance"],
         cwd=PROJECT_ROOT,

@@ -50,6 +50,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
@@ -179,14 +180,15 @@ class SkuBuffer(Buffer):
 
 
 class InventoryRulesModel(_Strict):
-    version: int = RULES_VERSION
+    version: StrictInt = RULES_VERSION
     default_buffer: Buffer = NO_BUFFER
     channels: dict[str, ChannelRule] = Field(min_length=1)
     sku_buffers: list[SkuBuffer] = Field(default_factory=list)
     shared_locations: list[str] = Field(default_factory=list)
     ignored_locations: list[str] = Field(default_factory=list)
     ignored_channels: list[str] = Field(default_factory=list)
-    create_zero_entries: bool = False
+    # Strict: "yes" or 1 must not quietly mean true in a file that decides what goes on sale.
+    create_zero_entries: StrictBool = False
     description: str | None = Field(default=None, alias="$comment")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -393,6 +395,10 @@ def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> InventoryRu
 
 
 def parse_rules_text(text: str, *, fmt: str = "json", source: str = "<rules>") -> InventoryRules:
+    if not text.strip():
+        raise InventoryRulesError(
+            source, ["the file is empty: expected an object of settings (see default_rules.json)"]
+        )
     try:
         if fmt == "toml":
             data = tomllib.loads(text)
@@ -408,6 +414,10 @@ def parse_rules_text(text: str, *, fmt: str = "json", source: str = "<rules>") -
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise InventoryRulesError(source, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise InventoryRulesError(
+            source, ["nested too deeply to be a rules file: expected an object of settings"]
+        ) from None
     return parse_rules(data, source)
 
 
@@ -417,11 +427,21 @@ def load_rules(path: str | Path | None = None) -> InventoryRules:
         text = resources.files(__package__).joinpath(DEFAULT_RULES_RESOURCE).read_text("utf-8")
         return parse_rules_text(text, source=f"{__package__}/{DEFAULT_RULES_RESOURCE}")
     file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise InventoryRulesError(
+            str(file), [f"unsupported file type {suffix or '(none)'!r}: expected .json or .toml"]
+        )
     try:
-        text = file.read_text("utf-8")
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is not an error.
+        text = file.read_text("utf-8-sig")
     except OSError as exc:
         raise InventoryRulesError(str(file), [f"cannot read the file: {exc.strerror}"]) from None
-    fmt = "toml" if file.suffix.lower() == ".toml" else "json"
+    except UnicodeDecodeError as exc:
+        raise InventoryRulesError(
+            str(file), [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]
+        ) from None
+    fmt = "toml" if suffix == ".toml" else "json"
     return parse_rules_text(text, fmt=fmt, source=str(file))
 
 
