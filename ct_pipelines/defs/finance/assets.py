@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ct_pipelines.commercetools.models import Order, Payment
+from ct_pipelines.defs.finance.logic.checks import reconciliation_metadata
 from ct_pipelines.defs.finance.logic.days import (
     erp_order_dates,
 )
@@ -55,7 +56,7 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     period_closes,
     read_frame,
 )
-from ct_pipelines.defs.metadata import markdown_table
+from ct_pipelines.defs.metadata import markdown_table, with_tables
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
 from ct_pipelines.defs.partitions import order_days
@@ -350,53 +351,9 @@ def finance_reconciliation(
             variances.append(day_variances)
     all_totals = pd.concat(totals, ignore_index=True) if totals else totals_frame([])
     all_variances = pd.concat(variances, ignore_index=True) if variances else variances_frame([])
-    return dg.MaterializeResult(metadata=reconciliation_metadata(all_totals, all_variances))
-
-
-def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
-    """Numbers the UI can plot across materialisations, and the variances behind them."""
-    money = totals[totals["metric"] != "orders"]
-    metadata: dict[str, Any] = {
-        "days": int(totals["day"].nunique()),
-        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
-        "orders_with_variance": int(variances["document"].dropna().nunique()),
-        "orders_missing_in_erp": int(
-            variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
-        ),
-        "orders_only_in_erp": int(
-            variances.loc[
-                variances["kind"].isin(["only_in_erp", "not_eligible_in_commercetools"]),
-                "document",
-            ].nunique()
-        ),
-        "orders_with_amount_differences": int(
-            variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
-        ),
-        "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
-    }
-    for currency, group in money.groupby("currency"):
-        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
-        for metric in ("gross", "net", "tax", "shipping", "refunds"):
-            value = group.loc[group["metric"] == metric, "variance_minor"]
-            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
-    metadata["totals"] = markdown_table(totals[totals["variance_minor"] != 0], 100)
-    metadata["variances"] = markdown_table(
-        variances[
-            [
-                "day",
-                "currency",
-                "kind",
-                "metric",
-                "document",
-                "reference",
-                "commercetools_minor",
-                "erp_minor",
-                "variance_minor",
-            ]
-        ],
-        100,
+    return dg.MaterializeResult(
+        metadata=with_tables(reconciliation_metadata(all_totals, all_variances))
     )
-    return metadata
 
 
 @dg.asset(

@@ -1,4 +1,5 @@
-"""What the finance checks look at: the closed days, their variances, the days not posted."""
+"""What the finance checks and the reconciliation report: the closed days, their variances,
+the days not posted."""
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -83,3 +84,48 @@ def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
             elif row.batch_id not in posted:
                 rows.append({"day": row.day, "batch_id": row.batch_id, "problem": "not in the ERP"})
     return pd.DataFrame(rows, columns=["day", "batch_id", "problem"])
+
+
+def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
+    """Numbers the UI can plot across materialisations, and the variances behind them (frames)."""
+    money = totals[totals["metric"] != "orders"]
+    metadata: dict[str, Any] = {
+        "days": int(totals["day"].nunique()),
+        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
+        "orders_with_variance": int(variances["document"].dropna().nunique()),
+        "orders_missing_in_erp": int(
+            variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
+        ),
+        "orders_only_in_erp": int(
+            variances.loc[
+                variances["kind"].isin(["only_in_erp", "not_eligible_in_commercetools"]),
+                "document",
+            ].nunique()
+        ),
+        "orders_with_amount_differences": int(
+            variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
+        ),
+        "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
+    }
+    for currency, group in money.groupby("currency"):
+        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+        for metric in ("gross", "net", "tax", "shipping", "refunds"):
+            value = group.loc[group["metric"] == metric, "variance_minor"]
+            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
+    metadata["totals"] = totals[totals["variance_minor"] != 0].head(100)
+    metadata["variances"] = (
+        variances[
+            [
+                "day",
+                "currency",
+                "kind",
+                "metric",
+                "document",
+                "reference",
+                "commercetools_minor",
+                "erp_minor",
+                "variance_minor",
+            ]
+        ]
+    ).head(100)
+    return metadata
