@@ -28,13 +28,13 @@ def main() -> None:
     from ct_pipelines.defs.order_to_cash.logic.batch import build_batch
     from ct_pipelines.defs.order_to_cash.logic.engine import (
         ExportItem,
-        ExportSettings,
+        ExportOptions,
         OrderExporter,
     )
-    from ct_pipelines.defs.order_to_cash.logic.orders import EligibilityRule
     from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
     from ct_pipelines.erp.port import SalesOrderDraft
     from ct_pipelines.erp.rest import RestErpClient
+    from ct_pipelines.kernel.eligibility import EligibilityRule
     from ct_pipelines.kernel.shop import SHOP
     from ct_pipelines.store import IntegrationStore
     from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
@@ -90,7 +90,7 @@ def main() -> None:
         exporter = OrderExporter(
             erp,
             store,
-            ExportSettings(
+            ExportOptions(
                 workers=args.concurrency + 2,
                 max_in_flight_writes=args.concurrency,
                 rate_per_second=None,

@@ -41,8 +41,8 @@ def main() -> None:
 
     from ct_pipelines.commercetools import CommercetoolsClient
     from ct_pipelines.defs.inventory.logic import (
+        InventoryOptions,
         InventorySync,
-        SyncOptions,
         compute_targets,
         index_entries,
         plan_changes,
@@ -93,7 +93,9 @@ def main() -> None:
         transport = CountingTransport(world.commercetools_transport())
         with CommercetoolsClient(sandbox_settings(), transport=transport) as client:
             started = time.perf_counter()
-            result = InventorySync(client, rules, SyncOptions(max_workers=args.workers)).run(levels)
+            result = InventorySync(client, rules, InventoryOptions(max_workers=args.workers)).run(
+                levels
+            )
             sync_seconds = time.perf_counter() - started
         world.close()
 

@@ -173,7 +173,7 @@ def main() -> None:
     from ct_pipelines.defs.product_master.logic.parity import compare
     from ct_pipelines.defs.product_master.logic.planner import (
         CommercetoolsCatalog,
-        SyncPolicy,
+        ProductOptions,
         next_baseline,
         plan_sync,
     )
@@ -185,7 +185,7 @@ def main() -> None:
     in_step = build_catalog(items)
     docs = _commercetools_docs(in_step, rng)
     untouched = copy.deepcopy(docs)
-    baseline = next_baseline(None, in_step, SyncPolicy())
+    baseline = next_baseline(None, in_step, ProductOptions())
 
     # A day of trading: master price changes, edits in commercetools, new and withdrawn items.
     changed = 0
@@ -235,16 +235,16 @@ def main() -> None:
     differing, t_baseline = _timed("baseline: plain dict diff (flatten + ==)", dict_diff)
     plan, t_plan = _timed(
         "sync plan (minimal actions, master rule)",
-        lambda: plan_sync(master, catalog, SyncPolicy(drift="revert"), baseline),
+        lambda: plan_sync(master, catalog, ProductOptions(drift="revert"), baseline),
     )
     report, t_parity = _timed(
         "parity (SKUs, prices, tax, unpriced, dupes)", lambda: compare(master, catalog)
     )
-    _timed("next baseline", lambda: next_baseline(baseline, master, SyncPolicy()))
+    _timed("next baseline", lambda: next_baseline(baseline, master, ProductOptions()))
     again_catalog = CommercetoolsCatalog(untouched, channel_keys=channels, tax_category_keys=taxes)
     unchanged, t_noop = _timed(
         "sync plan, nothing changed",
-        lambda: plan_sync(in_step, again_catalog, SyncPolicy(), baseline),
+        lambda: plan_sync(in_step, again_catalog, ProductOptions(), baseline),
     )
 
     drift = plan.drift_counts()

@@ -111,7 +111,8 @@ def _exceptions_list(args: argparse.Namespace) -> int:
 
 
 def _exceptions_show(args: argparse.Namespace) -> int:
-    from ct_pipelines.defs.operations.logic.exceptions import RETRY_TARGETS, channel_of
+    from ct_pipelines.defs.operations.logic.exceptions import channel_of
+    from ct_pipelines.defs.operations.retry_targets import RETRY_TARGETS
 
     with _store() as store:
         record = store.get_exception(args.id)
@@ -153,7 +154,8 @@ def _exceptions_show(args: argparse.Namespace) -> int:
 
 
 def _exceptions_retry(args: argparse.Namespace) -> int:
-    from ct_pipelines.defs.operations.logic.exceptions import RETRY_TARGETS, retry
+    from ct_pipelines.defs.operations.logic.exceptions import retry
+    from ct_pipelines.defs.operations.retry_targets import RETRY_TARGETS
 
     with _store() as store:
         outcome = retry(

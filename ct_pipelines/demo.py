@@ -109,7 +109,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     stock = store.read_snapshot("inventory_snapshots")
     orders = eligible = 0
     for key in _keys_between(start, end):
-        from ct_pipelines.defs.order_to_cash.assets import read_batch
+        from ct_pipelines.defs.order_to_cash.logic.batch import read_batch
 
         batch = read_batch(store, key)
         orders += len(batch)

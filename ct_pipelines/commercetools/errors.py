@@ -10,12 +10,15 @@ from typing import Any
 
 import httpx
 
+from ct_pipelines.kernel.errors import IntegrationError
 
-class CommercetoolsError(Exception):
-    """An error response from commercetools (or the auth service)."""
 
-    #: True when the same request may succeed later unchanged (after backing off).
-    transient: bool = False
+class CommercetoolsError(IntegrationError):
+    """An error response from commercetools (or the auth service).
+
+    ``retryable`` (alias ``transient``) is True when the same request may succeed later
+    unchanged (after backing off); ``status_code`` (alias ``status``) is 0 when no response came.
+    """
 
     def __init__(
         self,
@@ -27,9 +30,10 @@ class CommercetoolsError(Exception):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.status_code = status_code
+        self.status = status_code
         self.message = message
         self.errors = list(errors or [])
+        self.code = self.codes[0] if self.codes else None
         self.correlation_id = correlation_id
         self.method = method
         self.path = path
@@ -43,7 +47,7 @@ class CommercetoolsError(Exception):
         where = f"{self.method} {self.path}: " if self.method and self.path else ""
         codes = f" [{', '.join(self.codes)}]" if self.codes else ""
         correlation = f" (correlation id {self.correlation_id})" if self.correlation_id else ""
-        return f"{where}HTTP {self.status_code} {self.message}{codes}{correlation}"
+        return f"{where}HTTP {self.status} {self.message}{codes}{correlation}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self})"
@@ -81,13 +85,13 @@ class TooManyActionsError(CommercetoolsError):
 class RateLimitedError(CommercetoolsError):
     """429 still returned after every retry."""
 
-    transient = True
+    retryable = True
 
 
 class ServiceUnavailableError(CommercetoolsError):
     """502/503/504 after every retry, or the connection kept failing (status_code 0)."""
 
-    transient = True
+    retryable = True
 
 
 _BY_STATUS: dict[int, type[CommercetoolsError]] = {

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ct_pipelines.kernel.errors import IntegrationError
 
-class ErpError(Exception):
+
+class ErpError(IntegrationError):
     """Any failure talking to the ERP/WMS."""
 
     retryable = False

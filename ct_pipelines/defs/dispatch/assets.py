@@ -1,7 +1,6 @@
 """Dispatch: shipments from the ERP/WMS become deliveries, tracking and Shipped in commercetools."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -12,14 +11,14 @@ from ct_pipelines.defs.dispatch.logic.shipments import (
     SNAPSHOT,
     empty_shipments,
     merge_shipments,
+    read_day,
     received_day,
-    recent_days,
+    recent_shipments,
     shipments_frame,
     shipments_from_frame,
 )
-from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.store import SnapshotNotFound
 
 # The ERP shipments cursor: moved only after the shipments it covers are stored.
 SHIPMENTS_CURSOR = "dispatch.erp_shipments"
@@ -35,21 +34,6 @@ DISPATCH_COLUMNS = {
     "category": "why it failed (unknown_order, order_cancelled, version_conflict, ...)",
     "reason": "readable failure reason, as on the exception queue",
 }
-
-
-def read_day(integration_store: Any, day: str) -> pd.DataFrame:
-    try:
-        return integration_store.read_snapshot(SNAPSHOT, partition_key=day)
-    except SnapshotNotFound:
-        return empty_shipments()
-
-
-def recent_shipments(integration_store: Any, days: int, now: datetime) -> pd.DataFrame:
-    """Shipments received over the last ``days`` UTC days (a shipment appears once)."""
-    frame = empty_shipments()
-    for day in recent_days(now, days):
-        frame = merge_shipments(frame, read_day(integration_store, day))
-    return frame
 
 
 class ErpShipmentsConfig(dg.Config):
@@ -120,15 +104,6 @@ class DispatchConfig(dg.Config):
     max_shipments_per_run: int = 5_000
 
 
-def _failures_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    failed = frame[frame["outcome"] == "failed"]
-    if failed.empty:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(
-        failed[["shipment_number", "order", "category", "reason"]].head(50).to_markdown(index=False)
-    )
-
-
 @dg.asset(
     group_name=FLOW,
     kinds={"commercetools", "python"},
@@ -176,7 +151,11 @@ def commercetools_deliveries(
             **{f"shipments_{name}": value for name, value in counts.items()},
             "already_recorded_in_window": len(recorded),
             "shipments_waiting": max(len(window) - len(recorded) - len(todo), 0),
-            "failures": _failures_table(frame),
+            "failures": markdown_table(
+                frame[frame["outcome"] == "failed"],
+                50,
+                columns=["shipment_number", "order", "category", "reason"],
+            ),
         }
     )
     return dg.MaterializeResult(metadata=metadata)

@@ -14,6 +14,8 @@ from ct_pipelines.defs.dispatch.logic.audit import (
 from ct_pipelines.defs.dispatch.logic.engine import FLOW
 from ct_pipelines.defs.dispatch.logic.lookup import find_orders
 from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
+from ct_pipelines.defs.dispatch.logic.shipments import recent_shipments
+from ct_pipelines.defs.metadata import markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
 
 
@@ -33,12 +35,6 @@ def _orders_for(
         return find_orders(client, shipments["external_document_number"])
 
 
-def _table(frame: pd.DataFrame, limit: int = 25) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame.head(limit).to_markdown(index=False))
-
-
 @dg.asset_check(
     asset=dispatch_assets.commercetools_deliveries,
     description="Shipped in the ERP more than N minutes ago but the commercetools order does not "
@@ -51,7 +47,7 @@ def failed_dispatch_updates(
 ) -> dg.AssetCheckResult:
     integration_store = store.get_store()
     now = datetime.now(UTC)
-    shipments = dispatch_assets.recent_shipments(integration_store, config.lookback_days, now)
+    shipments = recent_shipments(integration_store, config.lookback_days, now)
     orders = _orders_for(commercetools, shipments)
     failed = failed_status_updates(
         shipments, orders, now, timedelta(minutes=config.failed_after_minutes)
@@ -73,7 +69,7 @@ def failed_dispatch_updates(
             "shipments_checked": len(shipments),
             "queued_dispatch_failures": len(queued),
             "order_numbers": dg.MetadataValue.json(sorted(set(failed["order"]))[:100]),
-            "orders": _table(failed),
+            "orders": markdown_table(failed, 25),
         },
     )
 
@@ -88,9 +84,7 @@ def deliveries_without_tracking_ids(
     commercetools: CommercetoolsResource,
     store: IntegrationStoreResource,
 ) -> dg.AssetCheckResult:
-    shipments = dispatch_assets.recent_shipments(
-        store.get_store(), config.lookback_days, datetime.now(UTC)
-    )
+    shipments = recent_shipments(store.get_store(), config.lookback_days, datetime.now(UTC))
     orders = _orders_for(commercetools, shipments)
     untracked = deliveries_without_tracking(orders)
     deliveries = sum(len(all_deliveries(o)) for o in orders.values() if o is not None)
@@ -102,6 +96,6 @@ def deliveries_without_tracking_ids(
             "orders_affected": int(untracked["order"].nunique()),
             "deliveries_checked": deliveries,
             "share_without_tracking": round(len(untracked) / deliveries, 4) if deliveries else 0.0,
-            "orders": _table(untracked),
+            "orders": markdown_table(untracked, 25),
         },
     )

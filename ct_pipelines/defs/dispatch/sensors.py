@@ -5,26 +5,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ct_pipelines.defs.dispatch import assets as dispatch_assets
-from ct_pipelines.defs.dispatch.logic.engine import FLOW
-from ct_pipelines.defs.dispatch.logic.trigger import TriggerState, decide
+from ct_pipelines.defs.dispatch.logic.trigger import TriggerState, decide, queued_failures
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 
 # One page is enough to know that something is waiting and to name the batch.
 PEEK_LIMIT = 500
 STALE_AFTER = timedelta(minutes=30)
 RETRY_EVERY = timedelta(minutes=15)
-
-
-def queued_failures(integration_store: object, now: datetime, retry_days: int) -> int:
-    """Open dispatch failures young enough for the dispatch asset to retry them."""
-    cutoff = now - timedelta(days=retry_days)
-    return sum(
-        1
-        for record in integration_store.list_exceptions(  # type: ignore[attr-defined]
-            flow=FLOW, status=["open", "retrying"]
-        )
-        if record.created_at >= cutoff
-    )
 
 
 @dg.sensor(

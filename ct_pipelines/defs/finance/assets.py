@@ -6,11 +6,8 @@ day is read, rebuilt and stored on its own, so re-running any day is safe. Journ
 once per batch id (``fin-<day>-<currency>``): a day already in the ERP is never posted again.
 """
 
-import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -18,11 +15,9 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ct_pipelines.commercetools.models import Order, Payment
+from ct_pipelines.defs.finance.logic.checks import reconciliation_metadata
 from ct_pipelines.defs.finance.logic.days import (
-    day_window,
     erp_order_dates,
-    month_start,
-    week_start,
 )
 from ct_pipelines.defs.finance.logic.facts import (
     order_fact,
@@ -33,7 +28,13 @@ from ct_pipelines.defs.finance.logic.facts import (
     transactions_frame,
     transactions_from_frame,
 )
-from ct_pipelines.defs.finance.logic.journal import JournalAccounts, build_journals
+from ct_pipelines.defs.finance.logic.journal import JournalAccounts
+from ct_pipelines.defs.finance.logic.lookups import (
+    order_source_days,
+    orders_by_payment,
+    window_variables,
+)
+from ct_pipelines.defs.finance.logic.posting import JOURNAL_COLUMNS, journal_rows
 from ct_pipelines.defs.finance.logic.reconcile import (
     attribute_erp_orders,
     erp_order_fact,
@@ -43,52 +44,33 @@ from ct_pipelines.defs.finance.logic.reconcile import (
     unmatched_sources,
     variances_frame,
 )
-from ct_pipelines.defs.finance.logic.rollup import PERIOD_COLUMNS, PeriodClose, period_close
-from ct_pipelines.defs.order_to_cash.assets import order_days
-from ct_pipelines.defs.order_to_cash.logic.orders import (
-    EligibilityRule,
-    as_utc_literal,
-    created_window_predicate,
-    external_document_number,
+from ct_pipelines.defs.finance.logic.rollup import PERIOD_COLUMNS
+from ct_pipelines.defs.finance.logic.snapshots import (
+    FLOW,
+    JOURNALS,
+    ORDER_TOTALS,
+    PERIOD_CLOSE,
+    RECONCILIATION,
+    TRANSACTIONS,
+    VARIANCES,
+    period_closes,
+    read_frame,
 )
-from ct_pipelines.defs.order_to_cash.logic.sales_orders import TaxCodeTable
+from ct_pipelines.defs.metadata import markdown_table, with_tables
+from ct_pipelines.defs.order_rules import OrderRulesConfig
+from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
+from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.erp.errors import ErpConflictError
 from ct_pipelines.kernel.shop import SHOP
-from ct_pipelines.store import SnapshotNotFound
-
-FLOW = "finance"
-ORDER_TOTALS = "finance_order_totals"
-TRANSACTIONS = "finance_payment_transactions"
-JOURNALS = "finance_journal_batches"
-RECONCILIATION = "finance_reconciliation"
-VARIANCES = "finance_variances"
-PERIOD_CLOSE = "finance_period_close"
-POSTED_STATUSES = frozenset({"posted", "already_posted"})
-JOURNAL_COLUMNS = [
-    "day",
-    "batch_id",
-    "currency",
-    "fraction_digits",
-    "status",
-    "journal_no",
-    "total_debit_minor",
-    "line_count",
-    "detail",
-]
-LOOKUP_CHUNK = 50
 
 
-class FinanceConfig(dg.Config):
-    """Eligibility and tax codes as order-to-cash uses them, and the ledger accounts.
+class FinanceConfig(OrderRulesConfig):
+    """The order rules order-to-cash uses (``OrderRulesConfig``), and the ledger accounts.
 
     Keep the eligibility and tax code settings equal to order-to-cash's, or orders the ERP was
     never meant to hold show up as missing. Give every finance asset the same accounts.
     """
 
-    eligible_payment_states: list[str] = ["Paid"]
-    eligible_transaction_types: list[str] = ["Authorization", "Charge"]
-    tax_codes_by_rate: dict[str, str] = {"0.2": "S", "0.05": "R", "0": "Z"}
     payment_clearing_account: str = "1250"
     psp_receivable_account: str = "1210"
     psp_accounts_by_provider: dict[str, str] = {}
@@ -101,17 +83,6 @@ class FinanceConfig(dg.Config):
     chargebacks_account: str = "4910"
     rounding_account: str = "7990"
     post_journals: bool = True
-
-    def rule(self) -> EligibilityRule:
-        return EligibilityRule(
-            payment_states=frozenset(self.eligible_payment_states),
-            transaction_types=frozenset(self.eligible_transaction_types),
-        )
-
-    def tax_codes(self) -> TaxCodeTable:
-        return TaxCodeTable(
-            by_rate={Decimal(rate): code for rate, code in self.tax_codes_by_rate.items()}
-        )
 
     def accounts(self) -> JournalAccounts:
         return JournalAccounts(
@@ -129,38 +100,11 @@ class FinanceConfig(dg.Config):
         )
 
 
-def read_frame(store: Any, name: str, key: str) -> pd.DataFrame | None:
-    """A day's snapshot, or None when that day was never built."""
-    try:
-        return store.read_snapshot(name, partition_key=key)
-    except SnapshotNotFound:
-        return None
-
-
 def _require(store: Any, name: str, key: str) -> pd.DataFrame:
     frame = read_frame(store, name, key)
     if frame is None:
         raise dg.Failure(f"{name} has no snapshot for {key}; materialise it first")
     return frame
-
-
-def _window_variables(day: date) -> dict[str, str]:
-    start, end = day_window(day, SHOP.tz)
-    return {"windowStart": as_utc_literal(start), "windowEnd": as_utc_literal(end)}
-
-
-def _quoted(values: list[str]) -> str:
-    return ", ".join(json.dumps(value) for value in values)
-
-
-def _chunks(values: list[str], size: int = LOOKUP_CHUNK) -> list[list[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def _md(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame.head(limit).to_markdown(index=False))
 
 
 @dg.asset(
@@ -189,7 +133,7 @@ def finance_order_totals(
             for raw in client.query_all(
                 "orders",
                 where=[created_window_predicate()],
-                variables=_window_variables(day),
+                variables=window_variables(day),
                 expand=["paymentInfo.payments[*]"],
             ):
                 try:
@@ -228,22 +172,9 @@ def finance_order_totals(
             "orders_with_tax_rounding_difference": int((combined["tax_rounding"] != "{}").sum()),
             "orders_without_taxes": int(combined["problem"].notna().sum()),
             "unreadable_orders": unreadable,
-            "eligible_totals_by_currency": _md(by_currency),
+            "eligible_totals_by_currency": markdown_table(by_currency, 50),
         }
     )
-
-
-def _orders_by_payment(client: Any, payment_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """Payment id -> (order id, external document number) of the order holding it."""
-    found: dict[str, tuple[str, str]] = {}
-    for chunk in _chunks(payment_ids):
-        for raw in client.query_all(
-            "orders", where=[f"paymentInfo(payments(id in ({_quoted(chunk)})))"]
-        ):
-            ref = SimpleNamespace(id=raw["id"], order_number=raw.get("orderNumber"))
-            for payment in (raw.get("paymentInfo") or {}).get("payments") or []:
-                found[payment["id"]] = (raw["id"], external_document_number(ref))
-    return found
 
 
 @dg.asset(
@@ -271,10 +202,10 @@ def finance_payment_transactions(
             for raw in client.query_all(
                 "payments",
                 where=["createdAt < :windowEnd", "lastModifiedAt >= :windowStart"],
-                variables=_window_variables(day),
+                variables=window_variables(day),
             ):
                 facts.extend(transaction_facts(Payment.model_validate(raw), day, SHOP.tz))
-            orders = _orders_by_payment(client, sorted({f.payment_id for f in facts}))
+            orders = orders_by_payment(client, sorted({f.payment_id for f in facts}))
             facts = [
                 replace(f, order_id=orders[f.payment_id][0], document=orders[f.payment_id][1])
                 if f.payment_id in orders
@@ -306,69 +237,9 @@ def finance_payment_transactions(
             "chargebacks": sum(1 for f in succeeded if f.type == "Chargeback"),
             "unsuccessful": len(facts) - len(succeeded),
             "without_order": sum(1 for f in facts if f.order_id is None),
-            "amounts_by_currency_type_provider_method": _md(table, 100),
+            "amounts_by_currency_type_provider_method": markdown_table(table, 100),
         }
     )
-
-
-def journal_rows(
-    day: date,
-    facts_orders: list[Any],
-    facts_transactions: list[Any],
-    config: FinanceConfig,
-    port: Any,
-    now: datetime,
-    context: Any,
-) -> list[dict[str, Any]]:
-    """Build the day's batches and post those the ERP does not hold yet; one row per batch."""
-    eligible = [o for o in facts_orders if o.eligible]
-    batches = build_journals(day, eligible, facts_transactions, config.accounts())
-    if not batches:
-        return []
-    _, end = day_window(day, SHOP.tz)
-    posted = {b.batch_id: b for b in port.iter_journal_batches(day)}
-    rows = []
-    for batch in batches:
-        total = sum(line.debit_minor for line in batch.lines)
-        row = {
-            "day": day.isoformat(),
-            "batch_id": batch.batch_id,
-            "currency": batch.currency,
-            "fraction_digits": batch.fraction_digits,
-            "journal_no": None,
-            "total_debit_minor": total,
-            "line_count": len(batch.lines),
-            "detail": "",
-        }
-        existing = posted.get(batch.batch_id)
-        if existing is not None:
-            row["journal_no"] = existing.journal_no
-            if existing.lines == batch.lines:
-                row["status"] = "already_posted"
-            else:
-                # Posted once and kept: the reconciliation shows what changed since.
-                row["status"] = "posted_differs"
-                posted_total = sum(line.debit_minor for line in existing.lines)
-                row["detail"] = (
-                    f"the ERP holds {len(existing.lines)} lines for {posted_total} minor units; "
-                    f"commercetools now gives {len(batch.lines)} lines for {total}"
-                )
-        elif end > now:
-            row["status"] = "day_not_over"
-            row["detail"] = f"the shop day ends {end.isoformat()}; posted after that"
-        elif not config.post_journals:
-            row["status"] = "not_posted"
-            row["detail"] = "posting switched off (post_journals=false)"
-        else:
-            try:
-                posting = port.post_journal_batch(batch)
-                row["status"], row["journal_no"] = "posted", posting.journal_no
-            except ErpConflictError as exc:
-                # Another run posted this batch id with other lines in the meantime.
-                row["status"], row["detail"] = "posted_differs", str(exc)[:300]
-        context.log.info("journal %s: %s", batch.batch_id, row["status"])
-        rows.append(row)
-    return rows
 
 
 @dg.asset(
@@ -397,10 +268,11 @@ def finance_journal_batches(
                 day,
                 orders_from_frame(_require(integration_store, ORDER_TOTALS, key)),
                 transactions_from_frame(_require(integration_store, TRANSACTIONS, key)),
-                config,
+                config.accounts(),
+                config.post_journals,
                 port,
                 datetime.now(UTC),
-                context,
+                context.log,
             )
             integration_store.write_snapshot(
                 JOURNALS,
@@ -419,19 +291,9 @@ def finance_journal_batches(
             "batches_already_posted": int(counts.get("already_posted", 0)),
             "batches_differing": int(counts.get("posted_differs", 0)),
             "batches_waiting": int(counts.get("day_not_over", 0) + counts.get("not_posted", 0)),
-            "batches": _md(frame.drop(columns=["detail"])),
+            "batches": markdown_table(frame.drop(columns=["detail"]), 50),
         }
     )
-
-
-def _source_days(client: Any, order_ids: list[str]) -> dict[str, date | None]:
-    """Shop day of each commercetools order id; None for ids commercetools does not know."""
-    days: dict[str, date | None] = dict.fromkeys(order_ids)
-    for chunk in _chunks(order_ids):
-        for raw in client.query_all("orders", where=[f"id in ({_quoted(chunk)})"]):
-            created = datetime.fromisoformat(raw["createdAt"].replace("Z", "+00:00"))
-            days[raw["id"]] = created.astimezone(SHOP.tz).date()
-    return days
 
 
 @dg.asset(
@@ -467,7 +329,7 @@ def finance_reconciliation(
             ]
             documents = {o.document for o in orders}
             unmatched = unmatched_sources(day, documents, erp_orders)
-            source_days = _source_days(client, unmatched) if unmatched else {}
+            source_days = order_source_days(client, unmatched) if unmatched else {}
             result = reconcile_day(
                 day,
                 orders,
@@ -489,80 +351,8 @@ def finance_reconciliation(
             variances.append(day_variances)
     all_totals = pd.concat(totals, ignore_index=True) if totals else totals_frame([])
     all_variances = pd.concat(variances, ignore_index=True) if variances else variances_frame([])
-    return dg.MaterializeResult(metadata=reconciliation_metadata(all_totals, all_variances))
-
-
-def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
-    """Numbers the UI can plot across materialisations, and the variances behind them."""
-    money = totals[totals["metric"] != "orders"]
-    metadata: dict[str, Any] = {
-        "days": int(totals["day"].nunique()),
-        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
-        "orders_with_variance": int(variances["document"].dropna().nunique()),
-        "orders_missing_in_erp": int(
-            variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
-        ),
-        "orders_only_in_erp": int(
-            variances.loc[
-                variances["kind"].isin(["only_in_erp", "not_eligible_in_commercetools"]),
-                "document",
-            ].nunique()
-        ),
-        "orders_with_amount_differences": int(
-            variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
-        ),
-        "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
-    }
-    for currency, group in money.groupby("currency"):
-        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
-        for metric in ("gross", "net", "tax", "shipping", "refunds"):
-            value = group.loc[group["metric"] == metric, "variance_minor"]
-            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
-    metadata["totals"] = _md(totals[totals["variance_minor"] != 0], 100)
-    metadata["variances"] = _md(
-        variances[
-            [
-                "day",
-                "currency",
-                "kind",
-                "metric",
-                "document",
-                "reference",
-                "commercetools_minor",
-                "erp_minor",
-                "variance_minor",
-            ]
-        ],
-        100,
-    )
-    return metadata
-
-
-def unposted_days(store: Any, days: list[date]) -> list[date]:
-    """Days whose journal batches are not all in the ERP (or were never built)."""
-    missing = []
-    for day in days:
-        frame = read_frame(store, JOURNALS, day.isoformat())
-        if frame is None or not set(frame["status"]).issubset(POSTED_STATUSES):
-            missing.append(day)
-    return missing
-
-
-def period_closes(store: Any, day: date) -> tuple[PeriodClose, PeriodClose]:
-    """Week-to-date and month-to-date as of ``day``, from the stored daily reconciliations."""
-    first = max(min(week_start(day), month_start(day)), date.fromisoformat(SHOP.orders_start_date))
-    daily: dict[date, pd.DataFrame] = {}
-    current = first
-    while current <= day:
-        frame = read_frame(store, RECONCILIATION, current.isoformat())
-        if frame is not None:
-            daily[current] = frame
-        current = date.fromordinal(current.toordinal() + 1)
-    unposted = unposted_days(store, sorted(daily))
-    start = date.fromisoformat(SHOP.orders_start_date)
-    return (
-        period_close("week", day, daily, unposted, not_before=start),
-        period_close("month", day, daily, unposted, not_before=start),
+    return dg.MaterializeResult(
+        metadata=with_tables(reconciliation_metadata(all_totals, all_variances))
     )
 
 
@@ -601,7 +391,7 @@ def finance_period_close(
                         f"{prefix}_variance_abs_minor_{currency}": amount
                         for currency, amount in close.variance_abs_minor.items()
                     },
-                    f"{prefix}_totals": _md(close.totals, 100),
+                    f"{prefix}_totals": markdown_table(close.totals, 100),
                 }
             )
         metadata["month_open_days"] = dg.MetadataValue.json(

@@ -1,12 +1,13 @@
 """The nightly finance run: yesterday's batch, journal, reconciliation and period close."""
 
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from ct_pipelines.defs.finance.assets import FLOW
-from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.finance.logic.days import previous_shop_day
+from ct_pipelines.defs.finance.logic.snapshots import FLOW
+from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.kernel.shop import SHOP
 
 # 02:00 London by default: the shop day is over and late PSP notifications have arrived.
@@ -18,11 +19,6 @@ finance_nightly_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(FLOW),
     description="Builds a shop day's financial batch, posts its journals once, reconciles it.",
 )
-
-
-def previous_shop_day(moment: datetime) -> date:
-    """The shop day before the one ``moment`` falls on (in the shop's time zone)."""
-    return moment.astimezone(SHOP.tz).date() - timedelta(days=1)
 
 
 @dg.schedule(

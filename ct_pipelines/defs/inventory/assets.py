@@ -26,14 +26,13 @@ from ct_pipelines.defs.inventory.logic.frames import (
 )
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.inventory.logic.sync import (
+    InventoryOptions,
     InventorySync,
-    SyncOptions,
-    SyncResult,
     analyse,
     source_locations,
 )
 from ct_pipelines.defs.inventory.logic.targets import compute_targets
-from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 
 FLOW = "inventory"
@@ -68,19 +67,6 @@ class InventorySyncConfig(dg.Config):
     dry_run: bool = Field(default=False, description="plan and report, write nothing")
 
 
-def _per_channel_table(result: SyncResult) -> str:
-    lines = [
-        "| channel | compared | to update | to create | oversell risk |",
-        "|---|---|---|---|---|",
-    ]
-    for channel, counts in sorted(result.plan.per_channel.items()):
-        lines.append(
-            f"| {channel} | {counts.compared} | {counts.to_update} | {counts.to_create} "
-            f"| {counts.oversell_risk} |"
-        )
-    return "\n".join(lines)
-
-
 @dg.asset(
     group_name=FLOW,
     kinds={"commercetools", "python"},
@@ -100,7 +86,7 @@ def inventory_sync(
 ) -> dg.MaterializeResult:
     settings = InventorySettings.from_env()
     rules = settings.load_rules()
-    options = SyncOptions(
+    options = InventoryOptions(
         max_workers=config.max_workers or settings.max_workers, dry_run=config.dry_run
     )
     delta = config.mode == "delta"
@@ -186,7 +172,18 @@ def inventory_sync(
             "seconds": float(round(elapsed, 3)),
             "channels_in_scope": dg.MetadataValue.json(result.channels_in_scope),
             "channels_skipped": dg.MetadataValue.json(result.channels_skipped),
-            "per_channel": dg.MetadataValue.md(_per_channel_table(result)),
+            "per_channel": markdown_table(
+                [
+                    {
+                        "channel": channel,
+                        "compared": counts.compared,
+                        "to update": counts.to_update,
+                        "to create": counts.to_create,
+                        "oversell risk": counts.oversell_risk,
+                    }
+                    for channel, counts in sorted(result.plan.per_channel.items())
+                ]
+            ),
             "rules": dg.MetadataValue.json(rules.describe()),
             "sources": f"{erp.describe()}; {commercetools.describe()}",
         }
@@ -220,7 +217,7 @@ def inventory_snapshots(
     with erp.open_port() as port:
         levels = list(port.iter_stock())
     with commercetools.open_client() as client:
-        sync = InventorySync(client, rules, SyncOptions(dry_run=True))
+        sync = InventorySync(client, rules, InventoryOptions(dry_run=True))
         directory = sync.read_channels()
         docs = list(client.query_all("inventory"))
     targets = compute_targets(levels, rules)

@@ -10,78 +10,21 @@ cursor update is lost cannot launch the same delta twice.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
 from ct_pipelines.defs.inventory import jobs
-from ct_pipelines.defs.inventory.logic.rules import InventoryRules
+from ct_pipelines.defs.inventory.logic.movements import delta_runs
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.resources import ErpResource
 from ct_pipelines.erp.port import StockMovement
 
 MOVEMENTS_PER_PAGE = 1000
 MAX_PAGES_PER_TICK = 20
-SKUS_PER_RUN = 1000
-FULL_RUN_ABOVE = 20_000
 
 _SETTINGS = InventorySettings.from_env()
-
-
-@dataclass(frozen=True)
-class DeltaRun:
-    run_key: str
-    job_name: str
-    config: dict[str, Any]
-    skus: int
-
-
-def delta_runs(
-    movements: Iterable[StockMovement],
-    rules: InventoryRules,
-    *,
-    start_cursor: str | None,
-    end_cursor: str | None,
-    skus_per_run: int = SKUS_PER_RUN,
-    full_run_above: int = FULL_RUN_ABOVE,
-) -> tuple[list[DeltaRun], int]:
-    """The runs for a batch of movements, and how many movements were at unmapped locations."""
-    locations_of: dict[str, set[str]] = defaultdict(set)
-    ignored = 0
-    for movement in movements:
-        if movement.location not in rules.feeds:
-            ignored += 1
-            continue
-        locations_of[movement.sku].add(movement.location)
-    if not locations_of:
-        return [], ignored
-    span = f"{start_cursor or 'start'}-{end_cursor}"
-    if len(locations_of) > full_run_above:
-        return [
-            DeltaRun(
-                run_key=f"inventory-movements:{span}:full",
-                job_name=jobs.inventory_full_reconciliation_job.name,
-                config={"mode": "full"},
-                skus=len(locations_of),
-            )
-        ], ignored
-    skus = sorted(locations_of)
-    runs = []
-    for index, start in enumerate(range(0, len(skus), skus_per_run)):
-        chunk = skus[start : start + skus_per_run]
-        locations = sorted({loc for sku in chunk for loc in locations_of[sku]})
-        runs.append(
-            DeltaRun(
-                run_key=f"inventory-movements:{span}:{index}",
-                job_name=jobs.inventory_delta_sync_job.name,
-                config={"mode": "delta", "skus": chunk, "locations": locations},
-                skus=len(chunk),
-            )
-        )
-    return runs, ignored
 
 
 def _run_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +54,14 @@ def inventory_stock_movements(
             cursor = page.next_cursor or cursor
             if not page.has_more:
                 break
-    runs, ignored = delta_runs(movements, rules, start_cursor=start, end_cursor=cursor)
+    runs, ignored = delta_runs(
+        movements,
+        rules,
+        start_cursor=start,
+        end_cursor=cursor,
+        delta_job=jobs.inventory_delta_sync_job.name,
+        full_job=jobs.inventory_full_reconciliation_job.name,
+    )
     if ignored:
         context.log.info("%d stock movements at locations no channel uses", ignored)
     if not runs:

@@ -3,11 +3,10 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
+from ct_pipelines.defs.metadata import markdown_table
 from ct_pipelines.defs.operations.assets import GROUP
 from ct_pipelines.defs.operations.logic.exceptions import (
-    RETRY_TARGETS,
     UNRESOLVED,
     ExceptionFilter,
     QueueActionError,
@@ -16,6 +15,7 @@ from ct_pipelines.defs.operations.logic.exceptions import (
     retry,
     select,
 )
+from ct_pipelines.defs.operations.retry_targets import RETRY_TARGETS
 from ct_pipelines.defs.resources import IntegrationStoreResource
 
 ACTIONS = ("list", "retry", "resolve")
@@ -50,12 +50,6 @@ class ExceptionQueueConfig(dg.Config):
             channel=self.channel,
             older_than_hours=self.older_than_hours,
         )
-
-
-def _table(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(pd.DataFrame(rows).head(100).to_markdown(index=False))
 
 
 @dg.op(
@@ -121,7 +115,7 @@ def work_exception_queue(
             "actor": actor or "",
             "exceptions": len(rows),
             "filter": config.where().describe() if not config.ids else f"ids {config.ids}",
-            "table": _table(rows),
+            "table": markdown_table(rows, 100),
         },
     )
 
@@ -142,12 +136,4 @@ operations_overview_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(GROUP),
     description="Refreshes failure_patterns and integration_health.",
     tags={"ct/flow": GROUP},
-)
-
-# The retry target for product master exceptions (see ops.exceptions.RETRY_TARGETS).
-product_master_sync_job = dg.define_asset_job(
-    name="product_master_sync_job",
-    selection=dg.AssetSelection.groups("product_master"),
-    description="Reads the product master and synchronises commercetools products, with checks.",
-    tags={"ct/flow": "product_master"},
 )

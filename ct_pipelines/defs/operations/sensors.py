@@ -1,32 +1,28 @@
 """Operations sensors: launch the retries operators ask for, and alert on failures."""
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from ct_pipelines.defs.dispatch import assets as dispatch_assets
-from ct_pipelines.defs.dispatch.logic.lookup import find_order
 from ct_pipelines.defs.finance import schedules as finance_schedules
 from ct_pipelines.defs.inventory import jobs as inventory_jobs
-from ct_pipelines.defs.operations import jobs as operations_jobs
 from ct_pipelines.defs.operations.instance_reads import check_evaluations, latest_evaluation_mark
 from ct_pipelines.defs.operations.logic.alerts import StepFailure, run_failure_alert
 from ct_pipelines.defs.operations.logic.check_alerts import CheckAlertState, decide_check_alerts
 from ct_pipelines.defs.operations.logic.exceptions import (
-    RETRY_TARGETS,
     RetryTarget,
-    order_id_of,
     pending_retries,
     plan_retry_runs,
 )
+from ct_pipelines.defs.operations.logic.retry_days import order_day_finder
 from ct_pipelines.defs.operations.resources import AlertsResource
+from ct_pipelines.defs.operations.retry_targets import RETRY_TARGETS
 from ct_pipelines.defs.order_to_cash import sensors as o2c_sensors
-from ct_pipelines.defs.order_to_cash.assets import order_days
+from ct_pipelines.defs.partitions import order_days
+from ct_pipelines.defs.product_master import jobs as product_master_jobs
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
-from ct_pipelines.kernel.shop import SHOP
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PER_RUN = RetryTarget("", per_order_day=False, behaviour="")
 # A freshly started alert sensor looks back this far, not over the whole history.
 INITIAL_LOOKBACK = timedelta(hours=1)
@@ -37,41 +33,20 @@ NOT_CONFIGURED = (
 )
 
 
-def order_day_finder(client: object):
-    """Shop day (partition key) an exception is about: its order's day, or a day in its key."""
-
-    def order_day(record: object) -> str | None:
-        named = _DAY.search(record.entity_key)  # type: ignore[attr-defined]
-        if named and not order_id_of(record):  # type: ignore[arg-type]
-            return named.group(0)
-        order = None
-        order_id = order_id_of(record)  # type: ignore[arg-type]
-        if order_id:
-            order = client.get_or_none(f"orders/{order_id}")  # type: ignore[attr-defined]
-        if order is None:
-            order = find_order(client, record.entity_key)  # type: ignore[arg-type, attr-defined]
-        if order is None:
-            return None
-        created = datetime.fromisoformat(order["createdAt"].replace("Z", "+00:00"))
-        return created.astimezone(SHOP.tz).date().isoformat()
-
-    return order_day
-
-
 @dg.sensor(
     name="exception_retries",
     jobs=[
         o2c_sensors.order_export_job,
         dispatch_assets.dispatch_job,
-        operations_jobs.product_master_sync_job,
+        product_master_jobs.product_master_sync_job,
         inventory_jobs.inventory_full_reconciliation_job,
         finance_schedules.finance_nightly_job,
     ],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches the re-processing operators asked for (ct-pipelines exceptions retry, "
-    "or exception_queue_job): o2c_sensors.order_export_job or finance_nightly per shop day, dispatch_assets.dispatch_job, "
-    "operations_jobs.product_master_sync_job or inventory_full_reconciliation.",
+    "or exception_queue_job): order_export_job or finance_nightly per shop day, dispatch_job, "
+    "product_master_sync_job or inventory_full_reconciliation.",
 )
 def exception_retries(
     context: dg.SensorEvaluationContext,
@@ -85,9 +60,9 @@ def exception_retries(
     cursor = str(max(after, *(p.event_id for p in pending)))
     if any(RETRY_TARGETS.get(p.record.flow, _PER_RUN).per_order_day for p in pending):
         with commercetools.open_client() as client:
-            runs, unplanned = plan_retry_runs(pending, order_day_finder(client))
+            runs, unplanned = plan_retry_runs(pending, order_day_finder(client), RETRY_TARGETS)
     else:
-        runs, unplanned = plan_retry_runs(pending, lambda record: None)
+        runs, unplanned = plan_retry_runs(pending, lambda record: None, RETRY_TARGETS)
     valid_days = set(order_days.get_partition_keys())
     requests = []
     for run in runs:

@@ -2,36 +2,36 @@
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.defs.metadata import frame_metadata
-from ct_pipelines.defs.order_to_cash.logic.batch import BATCH_COLUMNS, build_batch, park_rejects
+from ct_pipelines.defs.metadata import frame_metadata, markdown_table
+from ct_pipelines.defs.order_rules import OrderRulesConfig
+from ct_pipelines.defs.order_to_cash.logic.batch import (
+    batch_frame,
+    build_batch,
+    export_items,
+    park_rejects,
+    read_batch,
+)
 from ct_pipelines.defs.order_to_cash.logic.engine import (
     FLOW,
-    ExportItem,
-    ExportSettings,
+    ExportOptions,
     OrderExporter,
 )
-from ct_pipelines.defs.order_to_cash.logic.orders import (
-    EligibilityRule,
-    as_utc_literal,
-    created_window_predicate,
-)
-from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping, TaxCodeTable
+from ct_pipelines.defs.order_to_cash.logic.orders import as_utc_literal, created_window_predicate
+from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
 from ct_pipelines.defs.order_to_cash.logic.stuck_runs import WORKER_TAG, current_worker
-from ct_pipelines.defs.order_to_cash.logic.write_back import WriteBackMode, write_back
-from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.erp.port import SalesOrderDraft
-from ct_pipelines.kernel.shop import SHOP
-from ct_pipelines.store import SnapshotNotFound
-
-order_days = dg.DailyPartitionsDefinition(
-    start_date=SHOP.orders_start_date, timezone=SHOP.timezone, end_offset=1
+from ct_pipelines.defs.order_to_cash.logic.write_back import (
+    WriteBackMode,
+    export_channel_id,
+    write_back,
 )
+from ct_pipelines.defs.partitions import order_days
+from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.kernel.shop import SHOP
 
 ORDER_BATCH_COLUMNS = {
     "order_id": "commercetools order id",
@@ -47,13 +47,12 @@ ORDER_BATCH_COLUMNS = {
 }
 
 
-class OrderToCashConfig(dg.Config):
-    """How orders become ERP sales orders; the defaults suit a UK shop on the sandbox ERP."""
+class OrderToCashConfig(OrderRulesConfig):
+    """How orders become ERP sales orders; the defaults suit a UK shop on the sandbox ERP.
 
-    eligible_payment_states: list[str] = ["Paid"]
-    eligible_transaction_types: list[str] = ["Authorization", "Charge"]
-    tax_codes_by_rate: dict[str, str] = {"0.2": "S", "0.05": "R", "0": "Z"}
-    tax_codes_by_category: dict[str, str] = {}
+    Eligibility and the tax-code table are the shared order rules (``OrderRulesConfig``).
+    """
+
     # Custom line items (no SKU) by slug or key -> ERP service item; others go to default_custom_item.
     custom_items: dict[str, str] = {"gift-wrap": "GIFT-WRAP", "engraving": "ENGRAVING"}
     default_custom_item: str = "CUSTOM"
@@ -63,19 +62,10 @@ class OrderToCashConfig(dg.Config):
     max_document_number_length: int = 35
     export_channel_key: str = "erp-order-export"
 
-    def rule(self) -> EligibilityRule:
-        return EligibilityRule(
-            payment_states=frozenset(self.eligible_payment_states),
-            transaction_types=frozenset(self.eligible_transaction_types),
-        )
-
     def mapping(self, item_numbers: dict[str, str]) -> SalesOrderMapping:
         return SalesOrderMapping(
             item_numbers=item_numbers,
-            tax_codes=TaxCodeTable(
-                by_rate={Decimal(rate): code for rate, code in self.tax_codes_by_rate.items()},
-                by_category=dict(self.tax_codes_by_category),
-            ),
+            tax_codes=self.tax_codes(),
             custom_items=dict(self.custom_items),
             default_custom_item=self.default_custom_item,
             shipping_item=self.shipping_item,
@@ -84,14 +74,6 @@ class OrderToCashConfig(dg.Config):
             max_document_number_length=self.max_document_number_length,
             shop_timezone=SHOP.timezone,
         )
-
-
-def _batch_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
-
-
-def export_channel_id(client: Any, key: str) -> str | None:
-    return next((channel.id for channel in client.iter_channels() if channel.key == key), None)
 
 
 @dg.asset(
@@ -138,14 +120,14 @@ def order_batches(
             # Bad input must not sink the day: it goes on the exception queue.
             unreadable += park_rejects(integration_store, FLOW, batch.rejects)
             rows = batch.rows
-            frame = _batch_frame(rows)
+            frame = batch_frame(rows)
             integration_store.write_snapshot(
                 "order_batches", frame, partition_key=key, taken_at=taken_at
             )
             context.log.info("order_batches %s: %d orders", key, len(frame))
             frames.append(frame)
 
-    combined = pd.concat(frames, ignore_index=True) if frames else _batch_frame([])
+    combined = pd.concat(frames, ignore_index=True) if frames else batch_frame([])
     eligible = int(combined["eligible"].sum()) if len(combined) else 0
     preview = combined.drop(columns=["sales_order"])
     metadata = frame_metadata(preview, descriptions=ORDER_BATCH_COLUMNS)
@@ -190,39 +172,6 @@ class ErpExportConfig(dg.Config):
     export_channel_key: str = "erp-order-export"
 
 
-def read_batch(integration_store: Any, partition_key: str) -> pd.DataFrame:
-    """A day's order batch, or an empty one when that day was never materialised."""
-    try:
-        return integration_store.read_snapshot("order_batches", partition_key=partition_key)
-    except SnapshotNotFound:
-        return _batch_frame([])
-
-
-def export_items(frame: pd.DataFrame) -> list[ExportItem]:
-    """Eligible orders of a batch in the order they were placed (FIFO), with draft or error."""
-    eligible = frame[frame["eligible"].astype(bool)].sort_values(["created_at", "order_id"])
-    items = []
-    for row in eligible.itertuples(index=False):
-        draft = (
-            SalesOrderDraft.model_validate_json(row.sales_order)
-            if isinstance(row.sales_order, str)
-            else None
-        )
-        items.append(
-            ExportItem(
-                key=row.external_document_number,
-                order_id=row.order_id,
-                order_version=int(row.order_version),
-                created_at=row.created_at,
-                draft=draft,
-                error_category=row.mapping_error_category if draft is None else None,
-                error_reason=row.mapping_error if draft is None else None,
-                sku=row.mapping_error_sku if draft is None else None,
-            )
-        )
-    return items
-
-
 @dg.asset(
     group_name=FLOW,
     kinds={"python"},
@@ -243,9 +192,9 @@ def erp_sales_orders(
     context.instance.add_run_tags(context.run_id, {WORKER_TAG: current_worker().to_tag()})
     integration_store = store.get_store()
     frames = [read_batch(integration_store, key) for key in context.partition_keys]
-    batch = pd.concat(frames, ignore_index=True) if frames else _batch_frame([])
+    batch = pd.concat(frames, ignore_index=True) if frames else batch_frame([])
     items = export_items(batch) if len(batch) else []
-    settings = ExportSettings(
+    settings = ExportOptions(
         workers=config.workers,
         max_in_flight_writes=config.max_in_flight_writes,
         rate_per_second=config.rate_per_second or None,
@@ -274,15 +223,9 @@ def erp_sales_orders(
             "workers": config.workers,
             "max_in_flight_writes": config.max_in_flight_writes,
             "rate_limit_per_second": config.rate_per_second,
-            "failures": dg.MetadataValue.md(
-                pd.DataFrame(
-                    [
-                        {"order": r.key, "category": r.category, "reason": r.reason}
-                        for r in failures[:50]
-                    ]
-                ).to_markdown(index=False)
-                if failures
-                else "none"
+            "failures": markdown_table(
+                [{"order": r.key, "category": r.category, "reason": r.reason} for r in failures],
+                50,
             ),
         }
     )

@@ -7,7 +7,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ct_pipelines.defs.metadata import markdown_table
 from ct_pipelines.defs.order_to_cash import assets as o2c
+from ct_pipelines.defs.order_to_cash.logic.checks import (
+    duplicate_documents,
+    orphaned_orders_frame,
+    recent_batches,
+    totals_mismatches,
+)
 from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 from ct_pipelines.kernel.shop import SHOP
@@ -16,41 +23,6 @@ from ct_pipelines.kernel.shop import SHOP
 class OrderCheckConfig(dg.Config):
     lookback_days: int = 7
     orphan_after_minutes: int = 30
-
-
-def recent_batches(store: Any, days: int, now: datetime | None = None) -> pd.DataFrame:
-    """The order_batches of the last ``days`` shop days (only days that were materialised)."""
-    today = (now or datetime.now(UTC)).astimezone(SHOP.tz).date()
-    keys = set(o2c.order_days.get_partition_keys())
-    frames = []
-    for offset in range(days):
-        key = (today - timedelta(days=offset)).isoformat()
-        if key in keys:
-            frame = o2c.read_batch(store, key)
-            if len(frame):
-                frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _order_table(frame: pd.DataFrame, columns: list[str], limit: int = 25) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame[columns].head(limit).to_markdown(index=False))
-
-
-def orphaned_orders_frame(
-    batches: pd.DataFrame, exported: set[str], now: datetime, after: timedelta
-) -> pd.DataFrame:
-    """Eligible orders older than ``after`` that the ledger does not show as in the ERP."""
-    if batches.empty:
-        return batches
-    eligible = batches[batches["eligible"].astype(bool)].copy()
-    created = pd.to_datetime(eligible["created_at"], utc=True, format="ISO8601")
-    eligible["age_minutes"] = ((now - created).dt.total_seconds() // 60).astype(int)
-    late = eligible[(eligible["age_minutes"] >= after.total_seconds() // 60)]
-    return late[~late["external_document_number"].isin(exported)].sort_values(
-        "age_minutes", ascending=False
-    )
 
 
 @dg.asset_check(
@@ -76,35 +48,12 @@ def orphaned_orders(
             "eligible_orders_checked": int(batches["eligible"].astype(bool).sum())
             if len(batches)
             else 0,
-            "orders": _order_table(
-                orphans, ["external_document_number", "order_date", "age_minutes", "payment_state"]
+            "orders": markdown_table(
+                orphans,
+                25,
+                columns=["external_document_number", "order_date", "age_minutes", "payment_state"],
             ),
         },
-    )
-
-
-def totals_mismatches(batches: pd.DataFrame, erp_orders: dict[str, Any]) -> pd.DataFrame:
-    """Orders whose ERP totals differ from commercetools' by even one minor unit."""
-    rows = []
-    for row in batches.itertuples(index=False):
-        erp = erp_orders.get(row.external_document_number)
-        if erp is None:
-            continue
-        for name in ("net_minor", "tax_minor", "gross_minor"):
-            ours, theirs = int(getattr(row, name)), int(getattr(erp.totals, name))
-            if ours != theirs:
-                rows.append(
-                    {
-                        "order": row.external_document_number,
-                        "amount": name,
-                        "commercetools": ours,
-                        "erp": theirs,
-                        "difference": theirs - ours,
-                        "currency": row.currency,
-                    }
-                )
-    return pd.DataFrame(
-        rows, columns=["order", "amount", "commercetools", "erp", "difference", "currency"]
     )
 
 
@@ -146,9 +95,7 @@ def totals_parity(
             "absolute_difference_minor": int(mismatches["difference"].abs().sum())
             if len(mismatches)
             else 0,
-            "differences": dg.MetadataValue.md(
-                mismatches.head(25).to_markdown(index=False) if len(mismatches) else "none"
-            ),
+            "differences": markdown_table(mismatches, 25),
         },
     )
 
@@ -176,8 +123,10 @@ def tax_rounding(config: OrderCheckConfig, store: IntegrationStoreResource) -> d
             if len(affected)
             else 0,
             "difference_by_rate_minor": dg.MetadataValue.json(by_rate),
-            "orders": _order_table(
-                affected, ["external_document_number", "order_date", "tax_rounding_diff"]
+            "orders": markdown_table(
+                affected,
+                25,
+                columns=["external_document_number", "order_date", "tax_rounding_diff"],
             ),
         },
     )
@@ -213,37 +162,13 @@ def unmapped_skus_and_tax_codes(
             "unmapped_skus": len(skus),
             "orders_with_unmapped_tax_codes": tax,
             "skus": dg.MetadataValue.json({str(k): int(v) for k, v in skus.head(50).items()}),
-            "orders": _order_table(
-                unmapped, ["external_document_number", "mapping_error_category", "mapping_error"]
+            "orders": markdown_table(
+                unmapped,
+                25,
+                columns=["external_document_number", "mapping_error_category", "mapping_error"],
             ),
         },
     )
-
-
-def duplicate_documents(erp_orders: list[Any]) -> pd.DataFrame:
-    """ERP sales orders that share an external document number or a commercetools order.
-
-    The second case is how duplicates really happen: an order exported under its id, then again
-    under an order number that was set later, is two documents for one sale.
-    """
-    rows = [
-        {
-            "external_document_number": o.external_document_number,
-            "source_order_id": o.source_order_id,
-            "sales_order_no": o.sales_order_no,
-            "gross_minor": o.totals.gross_minor,
-        }
-        for o in erp_orders
-    ]
-    frame = pd.DataFrame(
-        rows,
-        columns=["external_document_number", "source_order_id", "sales_order_no", "gross_minor"],
-    )
-    if frame.empty:
-        return frame
-    by_document = frame.duplicated("external_document_number", keep=False)
-    by_order = frame.duplicated("source_order_id", keep=False)
-    return frame[by_document | by_order].sort_values(["source_order_id", "sales_order_no"])
 
 
 @dg.asset_check(
@@ -268,8 +193,6 @@ def duplicate_erp_documents(config: OrderCheckConfig, erp: ErpResource) -> dg.As
             "orders_affected": int(duplicates["source_order_id"].nunique())
             if len(duplicates)
             else 0,
-            "duplicates": dg.MetadataValue.md(
-                duplicates.head(25).to_markdown(index=False) if len(duplicates) else "none"
-            ),
+            "duplicates": markdown_table(duplicates, 25),
         },
     )

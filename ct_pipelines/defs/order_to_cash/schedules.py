@@ -1,26 +1,13 @@
 """Hourly retry of what order-to-cash parked: once a cause is fixed, the orders go through."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from ct_pipelines.defs.order_to_cash import sensors
-from ct_pipelines.defs.order_to_cash.checks import orphaned_orders_frame, recent_batches
-from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
+from ct_pipelines.defs.order_to_cash.logic.checks import days_needing_retry
 from ct_pipelines.defs.resources import IntegrationStoreResource
 from ct_pipelines.kernel.shop import SHOP
-
-RETRY_LOOKBACK_DAYS = 30
-
-
-def days_needing_retry(store, now: datetime, lookback_days: int = RETRY_LOOKBACK_DAYS) -> list[str]:
-    """Shop days holding eligible orders that are not in the ERP yet (parked or never tried)."""
-    batches = recent_batches(store, lookback_days, now)
-    if batches.empty:
-        return []
-    exported = store.exported_keys(FLOW, list(batches["external_document_number"]))
-    waiting = orphaned_orders_frame(batches, exported, now, timedelta(0))
-    return sorted(set(waiting["order_date"]))
 
 
 @dg.schedule(

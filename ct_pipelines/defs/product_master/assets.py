@@ -6,14 +6,12 @@ creates missing products and variants and sends the minimal update actions for t
 fields. Nothing is ever deleted.
 """
 
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
-import pandas as pd
 
-from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.product_master.logic.frames import (
     PRODUCT_MASTER_COLUMNS,
     PRODUCT_SYNC_COLUMNS,
@@ -21,7 +19,8 @@ from ct_pipelines.defs.product_master.logic.frames import (
     product_sync_frame,
 )
 from ct_pipelines.defs.product_master.logic.master import build_catalog
-from ct_pipelines.defs.product_master.logic.planner import SyncPlan, SyncPolicy
+from ct_pipelines.defs.product_master.logic.planner import ProductOptions
+from ct_pipelines.defs.product_master.logic.summary import issue_counts
 from ct_pipelines.defs.product_master.logic.sync import FLOW, sync_products
 from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 from ct_pipelines.defs.resources import (
@@ -78,24 +77,14 @@ class ProductSyncConfig(dg.Config):
     # Stop sending after this many failed products: past that something systemic is wrong.
     max_failures: int = 50
 
-    def policy(self, product_type_key: str | None) -> SyncPolicy:
-        return SyncPolicy(
+    def policy(self, product_type_key: str | None) -> ProductOptions:
+        return ProductOptions(
             drift=self.drift_policy,
             publish=self.publish,
             deactivation=self.deactivation,
             flag_attribute=self.flag_attribute or None,
             product_type_key=product_type_key,
         )
-
-
-def _changes_preview(changes: list[dict[str, object]]) -> str:
-    if not changes:
-        return "No mastered field differs."
-    frame = pd.DataFrame(changes[:PREVIEW_CHANGES])
-    more = (
-        f"\n\n… and {len(changes) - PREVIEW_CHANGES} more" if len(changes) > PREVIEW_CHANGES else ""
-    )
-    return frame.to_markdown(index=False) + more
 
 
 @dg.asset(
@@ -188,10 +177,12 @@ def commercetools_products(
             "drift_detected": drift["detected"],
             "drift_reverted": drift["reverted"],
             "drift_reported": drift["reported"],
-            "issues": dg.MetadataValue.json(_issue_counts(plan)),
+            "issues": dg.MetadataValue.json(issue_counts(plan)),
             "exceptions_recorded": run.exceptions_recorded,
             "exceptions_closed": run.exceptions_closed,
-            "changes": dg.MetadataValue.md(_changes_preview(changes)),
+            "changes": markdown_table(
+                changes, PREVIEW_CHANGES, empty="No mastered field differs.", say_more=True
+            ),
         }
     )
     unreverted = drift["reported"]
@@ -213,7 +204,3 @@ def commercetools_products(
         },
     )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
-
-
-def _issue_counts(plan: SyncPlan) -> dict[str, int]:
-    return dict(sorted(Counter(issue.kind for issue in plan.issues).items()))

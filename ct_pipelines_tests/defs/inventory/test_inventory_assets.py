@@ -18,9 +18,8 @@ from ct_pipelines.defs.inventory.assets import inventory_snapshots, inventory_sy
 from ct_pipelines.defs.inventory.checks import inventory_snapshot_staleness
 from ct_pipelines.defs.inventory.logic import InventorySync, load_rules
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings, reconcile_cron
-from ct_pipelines.defs.inventory.sensors import delta_runs, inventory_stock_movements
+from ct_pipelines.defs.inventory.sensors import inventory_stock_movements
 from ct_pipelines.defs.resources import build_resources, sandbox_settings
-from ct_pipelines.erp.port import StockMovement
 from ct_sandbox import SandboxWorld
 from ct_sandbox.db import connect, format_timestamp, transaction
 from ct_sandbox.erp_app import record_movement
@@ -119,33 +118,6 @@ def test_the_stock_movement_sensor_requests_a_delta_that_writes_only_moved_skus(
     assert isinstance(third, dg.SensorResult)
     assert not third.run_requests
     assert third.cursor == second.cursor
-
-
-def _movement(i: int, sku: str, location: str) -> StockMovement:
-    return StockMovement(
-        movement_id=i,
-        sku=sku,
-        location=location,
-        quantity=-1,
-        reason="sale",
-        on_hand_after=1,
-        occurred_at=datetime(2026, 11, 27, tzinfo=UTC),
-    )
-
-
-def test_delta_runs_are_chunked_and_a_burst_becomes_a_full_reconciliation() -> None:
-    rules = load_rules()
-    moves = [_movement(i, f"S{i % 7}", "MAN" if i % 2 else "LDN-STORE") for i in range(30)]
-    moves.append(_movement(99, "X", "QUARANTINE"))
-    runs, ignored = delta_runs(moves, rules, start_cursor="10", end_cursor="40", skus_per_run=3)
-    assert ignored == 1
-    assert [r.skus for r in runs] == [3, 3, 1]
-    assert [r.run_key for r in runs] == [f"inventory-movements:10-40:{i}" for i in range(3)]
-    assert runs[0].config["locations"] == ["LDN-STORE", "MAN"]
-    burst, _ = delta_runs(moves, rules, start_cursor=None, end_cursor="40", full_run_above=5)
-    assert [(r.job_name, r.config, r.run_key) for r in burst] == [
-        ("inventory_full_reconciliation", {"mode": "full"}, "inventory-movements:start-40:full")
-    ]
 
 
 class _BumpBeforeWrite(httpx.BaseTransport):

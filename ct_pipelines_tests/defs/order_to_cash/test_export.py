@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batches
+from ct_pipelines.defs.order_to_cash.logic.checks import days_needing_retry
 from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
-from ct_pipelines.defs.order_to_cash.logic.polling import PollCursor
-from ct_pipelines.defs.order_to_cash.schedules import days_needing_retry
-from ct_pipelines.defs.order_to_cash.sensors import new_commercetools_orders, poll_order_changes
+from ct_pipelines.defs.order_to_cash.logic.polling import PollCursor, poll_order_changes
+from ct_pipelines.defs.order_to_cash.sensors import new_commercetools_orders
 from ct_pipelines.defs.resources import build_resources
 from ct_pipelines_tests.defs.order_to_cash.helpers import (
     erp_documents,

@@ -16,10 +16,9 @@ stay unapplied in the ledger, so the next run tries them again; success closes t
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 from ct_pipelines.commercetools.errors import (
     AuthError,
@@ -31,6 +30,7 @@ from ct_pipelines.commercetools.errors import (
 from ct_pipelines.defs.dispatch.logic.lookup import find_order
 from ct_pipelines.defs.dispatch.logic.plan import DeliveryPlan, DispatchRejected, plan_delivery
 from ct_pipelines.erp.port import Shipment
+from ct_pipelines.kernel.reports import RunReport
 from ct_pipelines.store.ledger import payload_hash
 
 logger = logging.getLogger(__name__)
@@ -72,17 +72,12 @@ class DispatchResult:
 
 
 @dataclass
-class DispatchReport:
-    results: list[DispatchResult]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = Counter(r.outcome for r in self.results)
-        return {name: counts.get(name, 0) for name in get_args(Outcome)}
+class DispatchReport(RunReport[DispatchResult]):
+    OUTCOMES: ClassVar[tuple[str, ...]] = get_args(Outcome)
 
     @property
     def failures(self) -> list[DispatchResult]:
-        return [r for r in self.results if r.outcome == "failed"]
+        return self.with_outcome("failed")
 
 
 def shipment_payload_hash(shipment: Shipment) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ct_pipelines.defs.order_to_cash.logic.orders import order_id_from_document_number
+from ct_pipelines.kernel.documents import order_id_from_document_number
 
 # Values per `in (...)` predicate: keeps the query string well inside URL limits.
 BATCH_SIZE = 100

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ct_pipelines.erp.port import Shipment
+from ct_pipelines.store import SnapshotNotFound
 
 SNAPSHOT = "erp_shipments"
 
@@ -92,3 +93,18 @@ def shipments_from_frame(frame: pd.DataFrame) -> list[Shipment]:
 
 def empty_shipments() -> pd.DataFrame:
     return shipments_frame([], datetime.now(UTC))
+
+
+def read_day(integration_store: Any, day: str) -> pd.DataFrame:
+    try:
+        return integration_store.read_snapshot(SNAPSHOT, partition_key=day)
+    except SnapshotNotFound:
+        return empty_shipments()
+
+
+def recent_shipments(integration_store: Any, days: int, now: datetime) -> pd.DataFrame:
+    """Shipments received over the last ``days`` UTC days (a shipment appears once)."""
+    frame = empty_shipments()
+    for day in recent_days(now, days):
+        frame = merge_shipments(frame, read_day(integration_store, day))
+    return frame

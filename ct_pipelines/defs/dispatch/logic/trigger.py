@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from ct_pipelines.defs.dispatch.logic.engine import FLOW
+
 
 @dataclass
 class TriggerState:
@@ -91,3 +93,15 @@ def decide(
             None, f"no new shipments; {failures_waiting} queued failures retry later", state
         )
     return Decision(None, "no new shipments since the last run", state)
+
+
+def queued_failures(integration_store: object, now: datetime, retry_days: int) -> int:
+    """Open dispatch failures young enough for the dispatch asset to retry them."""
+    cutoff = now - timedelta(days=retry_days)
+    return sum(
+        1
+        for record in integration_store.list_exceptions(  # type: ignore[attr-defined]
+            flow=FLOW, status=["open", "retrying"]
+        )
+        if record.created_at >= cutoff
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ct_pipelines.kernel.shop import SHOP
+
 BATCH_PREFIX = "fin"
 
 
@@ -65,3 +67,8 @@ def month_start(day: date) -> date:
 def days_between(first: date, last: date) -> list[date]:
     """Every day from ``first`` to ``last``, both included."""
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def previous_shop_day(moment: datetime) -> date:
+    """The shop day before the one ``moment`` falls on (in the shop's time zone)."""
+    return moment.astimezone(SHOP.tz).date() - timedelta(days=1)

@@ -22,14 +22,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from ct_pipelines.defs.order_to_cash.logic.orders import (
-    EligibilityRule,
-    eligibility,
-    external_document_number,
-    tax_rounding_differences,
-)
-from ct_pipelines.defs.order_to_cash.logic.sales_orders import MappingError, TaxCodeTable
+from ct_pipelines.defs.order_to_cash.logic.orders import tax_rounding_differences
+from ct_pipelines.kernel.documents import external_document_number
+from ct_pipelines.kernel.eligibility import EligibilityRule, eligibility
 from ct_pipelines.kernel.money import to_minor_units
+from ct_pipelines.kernel.tax import MappingError, TaxCodeTable
 
 # Tax code for a line commercetools never taxed (tax mode Disabled): sales without VAT.
 UNTAXED = "UNTAXED"

@@ -112,7 +112,7 @@ class ChannelCounts:
 
 
 @dataclass
-class Plan:
+class InventoryPlan:
     changes: list[Change]
     per_channel: dict[str, ChannelCounts]
     unchanged: int = 0
@@ -145,7 +145,7 @@ def plan_changes(
     *,
     skus: Collection[str] | None = None,
     channels: Collection[str] | None = None,
-) -> Plan:
+) -> InventoryPlan:
     """The minimum writes that make commercetools match the targets.
 
     In scope: every mapped channel (or ``channels``) and every SKU (or ``skus``). An entry
@@ -219,7 +219,7 @@ def plan_changes(
         changes.append(
             Change(key[0], key[1], 0, entry.entry_id, entry.version, entry.quantity_on_stock)
         )
-    return Plan(changes, per_channel, unchanged, zero_without_entry, commercetools_only)
+    return InventoryPlan(changes, per_channel, unchanged, zero_without_entry, commercetools_only)
 
 
 @dataclass
@@ -272,8 +272,8 @@ __all__ = [
     "ChannelCounts",
     "CtInventory",
     "CtStock",
+    "InventoryPlan",
     "MappingReport",
-    "Plan",
     "index_entries",
     "mapping_report",
     "plan_changes",

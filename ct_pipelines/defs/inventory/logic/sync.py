@@ -25,8 +25,8 @@ from ct_pipelines.commercetools.errors import (
 from ct_pipelines.defs.inventory.logic.diff import (
     Change,
     CtInventory,
+    InventoryPlan,
     MappingReport,
-    Plan,
     index_entries,
     mapping_report,
     plan_changes,
@@ -71,7 +71,7 @@ class InventorySyncRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SyncOptions:
+class InventoryOptions:
     max_workers: int = 8
     dry_run: bool = False
     #: give created entries the key ``<sku>_<channel key>`` when it fits the API's key pattern
@@ -147,10 +147,10 @@ class SyncStats:
 
 
 @dataclass
-class SyncResult:
+class InventoryReport:
     targets: TargetSet
     current: CtInventory
-    plan: Plan
+    plan: InventoryPlan
     stats: SyncStats
     mapping: MappingReport | None
     channels_in_scope: list[str]
@@ -192,11 +192,11 @@ class InventorySync:
         self,
         client: InventoryClient,
         rules: InventoryRules,
-        options: SyncOptions | None = None,
+        options: InventoryOptions | None = None,
     ) -> None:
         self.client = client
         self.rules = rules
-        self.options = options or SyncOptions()
+        self.options = options or InventoryOptions()
         self._reads = 0
         self._reads_lock = threading.Lock()
 
@@ -251,7 +251,7 @@ class InventorySync:
         *,
         skus: Collection[str] | None = None,
         channels: Collection[str] | None = None,
-    ) -> SyncResult:
+    ) -> InventoryReport:
         """Plan and apply. ``skus``/``channels`` None: full reconciliation of every mapped channel.
 
         ``erp_rows`` must hold every source location of the channels in scope (for a delta, pass
@@ -283,7 +283,7 @@ class InventorySync:
             self.apply(plan.changes, directory, stats)
         stats.read_requests += self._reads
         seconds["write"] = time.perf_counter() - started
-        return SyncResult(
+        return InventoryReport(
             targets=targets,
             current=current,
             plan=plan,
@@ -443,7 +443,7 @@ class InventorySync:
 
 @dataclass
 class Analysis:
-    plan: Plan
+    plan: InventoryPlan
     mapping: MappingReport | None
     channels_in_scope: list[str]
     channels_skipped: list[str]
@@ -489,10 +489,10 @@ __all__ = [
     "Analysis",
     "ChannelDirectory",
     "Failure",
+    "InventoryOptions",
+    "InventoryReport",
     "InventorySync",
     "InventorySyncRefused",
-    "SyncOptions",
-    "SyncResult",
     "SyncStats",
     "analyse",
     "entry_key",

@@ -3,7 +3,8 @@
 Who did what and when is written by the store itself (``exception_events``): ``retrying`` with
 the actor when a retry is asked for, ``resolved`` with the actor and the note, ``recurred`` or
 ``auto_resolved`` when the flow re-processes the entity. Retrying only flags; the
-``exception_retries`` sensor then launches the flow's re-processing (``RETRY_TARGETS``).
+``exception_retries`` sensor then launches the flow's re-processing (the ``RetryTarget`` per
+flow, which the Dagster side declares: ``ct_pipelines.defs.operations.retry_targets``).
 """
 
 from __future__ import annotations
@@ -27,45 +28,6 @@ class RetryTarget:
     # order_to_cash: the job runs per shop day, so each order's day is re-run.
     per_order_day: bool
     behaviour: str
-
-
-RETRY_TARGETS: dict[str, RetryTarget] = {
-    "order_to_cash": RetryTarget(
-        "order_export_job",
-        per_order_day=True,
-        behaviour="re-runs order_export_job for each shop day holding the orders: the day is "
-        "re-read from commercetools, re-mapped and exported; orders already in the ERP are "
-        "skipped (ledger), the rest are sent once. Success closes the exception; a new failure "
-        "reopens it with one more attempt.",
-    ),
-    "dispatch": RetryTarget(
-        "dispatch_job",
-        per_order_day=False,
-        behaviour="runs dispatch_job once: new ERP shipments are read and every shipment of "
-        "the last 7 days not yet recorded on its commercetools order is applied again. "
-        "Success closes the exception; a new failure reopens it.",
-    ),
-    "product_master": RetryTarget(
-        "product_master_sync_job",
-        per_order_day=False,
-        behaviour="runs product_master_sync_job (product_master, then commercetools_products): "
-        "the master is read again and every product out of step is synchronised. Exceptions "
-        "for products now in step are closed by the sync.",
-    ),
-    "finance": RetryTarget(
-        "finance_nightly",
-        per_order_day=True,
-        behaviour="re-runs finance_nightly for each shop day concerned (the order's day, or the "
-        "day in a journal batch id): the day's financial batch is rebuilt and reconciled; a "
-        "journal already in the ERP is never posted twice.",
-    ),
-    "inventory": RetryTarget(
-        "inventory_full_reconciliation",
-        per_order_day=False,
-        behaviour="runs inventory_full_reconciliation: every SKU and channel is compared "
-        "with the ERP/WMS and repaired, then snapshotted.",
-    ),
-}
 
 
 class QueueActionError(ValueError):
@@ -268,7 +230,7 @@ def order_id_of(record: ExceptionRecord) -> str | None:
 def plan_retry_runs(
     pending: Sequence[PendingRetry],
     order_day: Callable[[ExceptionRecord], str | None],
-    targets: Mapping[str, RetryTarget] = RETRY_TARGETS,
+    targets: Mapping[str, RetryTarget],
 ) -> tuple[list[RetryRun], list[tuple[ExceptionRecord, str]]]:
     """One run per flow (per shop day for order_to_cash), and what cannot be planned, with why."""
     groups: dict[tuple[str, str | None], list[PendingRetry]] = {}

@@ -24,7 +24,7 @@ from ct_pipelines.defs.dispatch.logic.audit import failed_status_updates
 from ct_pipelines.defs.dispatch.logic.lookup import find_order
 from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
 from ct_pipelines.defs.dispatch.logic.shipments import SHIPMENT_COLUMNS, SNAPSHOT, received_day
-from ct_pipelines.defs.order_to_cash.logic.orders import external_document_number
+from ct_pipelines.kernel.documents import external_document_number
 from ct_pipelines.kernel.scrub import scrub_text
 from ct_pipelines.store import ExceptionRecord, IntegrationStore, SnapshotNotFound
 

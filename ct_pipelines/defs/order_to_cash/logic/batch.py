@@ -12,21 +12,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from pydantic import ValidationError
 
 from ct_pipelines.commercetools.models import Order
+from ct_pipelines.defs.order_to_cash.logic.engine import ExportItem
 from ct_pipelines.defs.order_to_cash.logic.orders import (
-    EligibilityRule,
     OrderBatchRow,
-    external_document_number,
     order_batch_row,
     tax_rounding_differences,
 )
-from ct_pipelines.defs.order_to_cash.logic.sales_orders import (
-    MappingError,
-    SalesOrderMapping,
-    to_sales_order,
-)
+from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping, to_sales_order
+from ct_pipelines.erp.port import SalesOrderDraft
+from ct_pipelines.kernel.documents import external_document_number
+from ct_pipelines.kernel.eligibility import EligibilityRule
+from ct_pipelines.kernel.tax import MappingError
+from ct_pipelines.store import SnapshotNotFound
 
 BATCH_COLUMNS = [
     *OrderBatchRow.__dataclass_fields__,
@@ -156,3 +157,40 @@ def park_rejects(store: Any, flow: str, rejects: Iterable[Reject]) -> int:
         )
         count += 1
     return count
+
+
+def batch_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def read_batch(integration_store: Any, partition_key: str) -> pd.DataFrame:
+    """A day's order batch, or an empty one when that day was never materialised."""
+    try:
+        return integration_store.read_snapshot("order_batches", partition_key=partition_key)
+    except SnapshotNotFound:
+        return batch_frame([])
+
+
+def export_items(frame: pd.DataFrame) -> list[ExportItem]:
+    """Eligible orders of a batch in the order they were placed (FIFO), with draft or error."""
+    eligible = frame[frame["eligible"].astype(bool)].sort_values(["created_at", "order_id"])
+    items = []
+    for row in eligible.itertuples(index=False):
+        draft = (
+            SalesOrderDraft.model_validate_json(row.sales_order)
+            if isinstance(row.sales_order, str)
+            else None
+        )
+        items.append(
+            ExportItem(
+                key=row.external_document_number,
+                order_id=row.order_id,
+                order_version=int(row.order_version),
+                created_at=row.created_at,
+                draft=draft,
+                error_category=row.mapping_error_category if draft is None else None,
+                error_reason=row.mapping_error if draft is None else None,
+                sku=row.mapping_error_sku if draft is None else None,
+            )
+        )
+    return items

@@ -28,17 +28,17 @@ import queue
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import httpx
 
 from ct_pipelines.erp.errors import ErpError, ErpTransientError, ErpValidationError
 from ct_pipelines.erp.port import ErpPort, SalesOrderDraft
+from ct_pipelines.kernel.reports import RunReport
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
-class ExportSettings:
+class ExportOptions:
     # Workers look orders up and prepare them; at most max_in_flight_writes of them write to the
     # ERP at once, so lookups of the next orders overlap the writes and keep every slot busy.
     workers: int = 6
@@ -120,13 +120,8 @@ class ExportResult:
 
 
 @dataclass
-class ExportReport:
-    results: list[ExportResult] = field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = Counter(r.outcome for r in self.results)
-        return {name: counts.get(name, 0) for name in Outcome.__args__}  # type: ignore[attr-defined]
+class ExportReport(RunReport[ExportResult]):
+    OUTCOMES: ClassVar[tuple[str, ...]] = get_args(Outcome)
 
     def by_key(self) -> dict[str, ExportResult]:
         return {r.key: r for r in self.results}
@@ -215,7 +210,7 @@ class OrderExporter:
         self,
         port: ErpPort,
         store: Any,
-        settings: ExportSettings = ExportSettings(),
+        settings: ExportOptions = ExportOptions(),
         *,
         sleep: Callable[[float], None] = time.sleep,
         actor: str = "order_to_cash",

@@ -2,95 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ct_pipelines.kernel.documents import external_document_number
+from ct_pipelines.kernel.eligibility import EligibilityRule, eligibility
+from ct_pipelines.kernel.eligibility import enum_value as _value
 from ct_pipelines.kernel.money import to_minor_units
 
-DEFAULT_PAYMENT_STATES = frozenset({"Paid"})
-DEFAULT_TRANSACTION_TYPES = frozenset({"Authorization", "Charge"})
-
-
-def _value(enum_or_str: Any) -> str | None:
-    if enum_or_str is None:
-        return None
-    return str(getattr(enum_or_str, "value", enum_or_str))
-
-
-@dataclass(frozen=True)
-class EligibilityRule:
-    """When an order may go to the ERP: paid or authorised, and not cancelled.
-
-    An order qualifies when its ``paymentState`` is one of ``payment_states`` or, failing that,
-    when one of its payments carries a successful transaction of ``transaction_types``
-    (an authorisation is enough for most merchants; set ``transaction_types`` to ``{"Charge"}``
-    to export only captured payments).
-    """
-
-    payment_states: frozenset[str] = DEFAULT_PAYMENT_STATES
-    transaction_types: frozenset[str] = DEFAULT_TRANSACTION_TYPES
-
-
-@dataclass(frozen=True)
-class Eligibility:
-    eligible: bool
-    reason: str
-
-
-def successful_transaction_types(order: Any) -> set[str]:
-    """Types of the Success transactions on the order's expanded payments."""
-    found: set[str] = set()
-    info = getattr(order, "payment_info", None)
-    for ref in getattr(info, "payments", None) or []:
-        payment = getattr(ref, "obj", None)
-        for tx in getattr(payment, "transactions", None) or []:
-            if _value(tx.state) == "Success":
-                found.add(str(_value(tx.type)))
-    return found
-
-
-def eligibility(order: Any, rule: EligibilityRule = EligibilityRule()) -> Eligibility:
-    if _value(order.order_state) == "Cancelled":
-        return Eligibility(False, "order is cancelled")
-    payment_state = _value(order.payment_state)
-    if payment_state in rule.payment_states:
-        return Eligibility(True, f"paymentState {payment_state}")
-    matched = successful_transaction_types(order) & rule.transaction_types
-    if matched:
-        return Eligibility(True, "successful " + "/".join(sorted(matched)) + " transaction")
-    if payment_state:
-        return Eligibility(
-            False, f"paymentState {payment_state} and no successful payment transaction"
-        )
-    return Eligibility(False, "no paymentState and no successful payment transaction")
-
-
-ERP_DOCUMENT_NUMBER_LENGTH = 35
-_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
-
-
-def external_document_number(order: Any, max_length: int = ERP_DOCUMENT_NUMBER_LENGTH) -> str:
-    """The ERP's external document number: ``orderNumber``, or the order id when it has none.
-
-    An id is a UUID of 36 characters, one more than many ERPs take (35), so when it does not fit
-    it travels without its hyphens: still the id, and ``order_id_from_document_number`` restores it.
-    """
-    if order.order_number:
-        return str(order.order_number)
-    return order.id if len(order.id) <= max_length else order.id.replace("-", "")
-
-
-def order_id_from_document_number(document: str) -> str | None:
-    """The commercetools order id behind a document number made from an id, else None."""
-    if _UUID_HEX.match(document):
-        d = document
-        return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"
-    if len(document) == 36 and document.count("-") == 4:
-        return document
-    return None
+DEFAULT_RULE = EligibilityRule()
 
 
 @dataclass
@@ -118,7 +40,7 @@ class OrderBatchRow:
 
 
 def order_batch_row(
-    order: Any, tz: ZoneInfo, rule: EligibilityRule = EligibilityRule()
+    order: Any, tz: ZoneInfo, rule: EligibilityRule = DEFAULT_RULE
 ) -> OrderBatchRow:
     """One order as a batch row; missing tax data is a problem on the row, not a crash."""
     problems: list[str] = []

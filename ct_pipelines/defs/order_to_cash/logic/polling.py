@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from ct_pipelines.defs.order_to_cash.logic.orders import as_utc_literal
 
@@ -96,3 +97,90 @@ def run_key(day: str, changes: Iterable[OrderChange]) -> str:
         "\n".join(sorted(f"{c.order_id}@{c.version}" for c in changes)).encode()
     ).hexdigest()[:20]
     return f"new-orders:{day}:{digest}"
+
+
+OVERLAP = timedelta(minutes=5)
+
+
+INITIAL_LOOKBACK = timedelta(days=1)
+
+
+# A tick reads at most this many changes (10 pages of 500); a bigger burst spreads over ticks.
+MAX_CHANGES_PER_TICK = 5_000
+
+
+PAGE_SIZE = 500
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _already_exported(doc: dict, export_channel_id: str | None) -> bool:
+    """Carries our export marker: a later change (often the marker itself) needs no export."""
+    return export_channel_id is not None and any(
+        (info.get("channel") or {}).get("id") == export_channel_id
+        for info in doc.get("syncInfo") or []
+    )
+
+
+def poll_order_changes(
+    client: Any,
+    cursor: PollCursor,
+    now: datetime,
+    limit: int = MAX_CHANGES_PER_TICK,
+    export_channel_id: str | None = None,
+) -> tuple[list[OrderChange], PollCursor, bool]:
+    """(fresh changes, next cursor, more waiting) for one tick.
+
+    Pages by ``lastModifiedAt`` then id so a capped tick resumes where it stopped: the cursor's
+    high water mark is the last change taken, and the overlap plus (id, version) de-duplication
+    make the boundary safe.
+    """
+    since = poll_from(cursor, now, OVERLAP, INITIAL_LOOKBACK)
+    after: tuple[str, str] | None = cursor.resume
+    if after is not None:
+        since = after[0]
+    found: list[OrderChange] = []
+    skipped: list[OrderChange] = []
+    more = False
+    # Keyset paging on (lastModifiedAt, id): no offset (so no 10,000 cap), and orders sharing a
+    # timestamp are neither skipped nor repeated.
+    while True:
+        where = ["lastModifiedAt >= :since"]
+        variables: dict[str, str] = {"since": since}
+        if after is not None:
+            where.append(
+                "(lastModifiedAt > :afterAt or (lastModifiedAt = :afterAt and id > :afterId))"
+            )
+            variables.update(afterAt=after[0], afterId=after[1])
+        page = client.query(
+            "orders",
+            where=where,
+            variables=variables,
+            sort=["lastModifiedAt asc", "id asc"],
+            limit=PAGE_SIZE,
+            with_total=False,
+        )["results"]
+        for doc in page:
+            change = OrderChange(
+                order_id=doc["id"],
+                version=int(doc["version"]),
+                last_modified_at=_instant(doc["lastModifiedAt"]),
+                created_at=_instant(doc["createdAt"]),
+            )
+            (skipped if _already_exported(doc, export_channel_id) else found).append(change)
+        if len(page) < PAGE_SIZE:
+            break
+        after = (page[-1]["lastModifiedAt"], page[-1]["id"])
+        if len(found) + len(skipped) >= limit:
+            more = True
+            break
+    fresh, next_cursor = fresh_changes(found, cursor, OVERLAP)
+    if skipped:
+        # Exported orders still move the high water mark, or the poll would never advance.
+        latest = max(change.last_modified_at for change in skipped)
+        if next_cursor.high_water is None or latest > next_cursor.high_water:
+            next_cursor.high_water = latest
+    next_cursor.resume = after if more else None
+    return fresh, next_cursor, more

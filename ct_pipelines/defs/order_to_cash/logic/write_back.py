@@ -77,3 +77,7 @@ def write_back(
 
     client.update("orders", order["id"], order["version"], actions, reread=rebuild)
     return True
+
+
+def export_channel_id(client: Any, key: str) -> str | None:
+    return next((channel.id for channel in client.iter_channels() if channel.key == key), None)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ct_pipelines.defs.product_master.logic.planner import SyncPlan
-from ct_pipelines.defs.product_master.logic.sync import SyncResult
+from ct_pipelines.defs.product_master.logic.planner import ProductPlan
+from ct_pipelines.defs.product_master.logic.sync import ProductReport
 
 PRODUCT_MASTER_COLUMNS: dict[str, str] = {
     "sku": "stock keeping unit, the key shared with commercetools",
@@ -64,7 +64,7 @@ def product_master_frame(items: Iterable[Any]) -> pd.DataFrame:
     return frame.sort_values("sku", ignore_index=True)
 
 
-def _outcome(plan: Any, result: SyncResult) -> str:
+def _outcome(plan: Any, result: ProductReport) -> str:
     if plan.product_key in result.failed:
         return "failed"
     if plan.product_key in result.created:
@@ -80,7 +80,7 @@ def _outcome(plan: Any, result: SyncResult) -> str:
     return "unchanged"
 
 
-def product_sync_frame(plan: SyncPlan, result: SyncResult) -> pd.DataFrame:
+def product_sync_frame(plan: ProductPlan, result: ProductReport) -> pd.DataFrame:
     rows = []
     for product in plan.plans:
         actions: dict[str, int] = {}

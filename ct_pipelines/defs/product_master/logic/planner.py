@@ -59,7 +59,7 @@ PRICE = "price:"
 
 
 @dataclass(frozen=True, slots=True)
-class SyncPolicy:
+class ProductOptions:
     drift: DriftPolicy = "revert"
     publish: bool = True
     deactivation: DeactivationPolicy = "unpublish"
@@ -99,7 +99,7 @@ class PlanIssue:
 
 
 @dataclass(slots=True)
-class ProductPlan:
+class ProductItemPlan:
     product_key: str
     product_id: str | None = None
     version: int | None = None
@@ -121,19 +121,19 @@ class ProductPlan:
 
 
 @dataclass(slots=True)
-class SyncPlan:
-    policy: SyncPolicy
-    plans: list[ProductPlan]
+class ProductPlan:
+    policy: ProductOptions
+    plans: list[ProductItemPlan]
     issues: list[PlanIssue]
     products: int
     skus: int
 
     @property
-    def creates(self) -> list[ProductPlan]:
+    def creates(self) -> list[ProductItemPlan]:
         return [p for p in self.plans if p.draft is not None]
 
     @property
-    def updates(self) -> list[ProductPlan]:
+    def updates(self) -> list[ProductItemPlan]:
         return [p for p in self.plans if p.draft is None and p.actions]
 
     @property
@@ -264,14 +264,16 @@ class CommercetoolsCatalog:
 # --- what the master asserts ----------------------------------------------------------------
 
 
-def desired_published(product: MasterProduct, policy: SyncPolicy) -> bool | None:
+def desired_published(product: MasterProduct, policy: ProductOptions) -> bool | None:
     """True/False when the policy decides publication; None leaves it as it is."""
     if product.active:
         return True if policy.publish else None
     return False if policy.deactivation == "unpublish" else None
 
 
-def desired_flag(product: MasterProduct, variant: MasterVariant, policy: SyncPolicy) -> bool | None:
+def desired_flag(
+    product: MasterProduct, variant: MasterVariant, policy: ProductOptions
+) -> bool | None:
     if not policy.flag_attribute:
         return None
     if policy.deactivation == "flag" or product.active:
@@ -288,7 +290,7 @@ def _name_text(name: Mapping[str, Any], locales: Iterable[str]) -> str:
 
 
 def master_values(
-    product: MasterProduct, policy: SyncPolicy, attribute_names: Iterable[str]
+    product: MasterProduct, policy: ProductOptions, attribute_names: Iterable[str]
 ) -> Baseline:
     """Everything the master asserts about one product, as the baseline stores it."""
     names = sorted(set(attribute_names))
@@ -337,7 +339,7 @@ class ProductPlanner:
     def __init__(
         self,
         catalog: CommercetoolsCatalog,
-        policy: SyncPolicy,
+        policy: ProductOptions,
         baseline: Baseline | None,
         attribute_names: Iterable[str],
     ) -> None:
@@ -354,7 +356,7 @@ class ProductPlanner:
             return "syndicate"
         return "drift"
 
-    def _record(self, plan: ProductPlan, diff: _Diff) -> bool:
+    def _record(self, plan: ProductItemPlan, diff: _Diff) -> bool:
         kind = self.kind(diff.entity, diff.field, diff.master)
         applied = kind == "syndicate" or self.policy.drift == "revert"
         plan.changes.append(
@@ -364,7 +366,9 @@ class ProductPlanner:
 
     # drafts -------------------------------------------------------------------------------------
 
-    def price_draft(self, price: MasterPrice, sku: str, plan: ProductPlan) -> dict[str, Any] | None:
+    def price_draft(
+        self, price: MasterPrice, sku: str, plan: ProductItemPlan
+    ) -> dict[str, Any] | None:
         draft: dict[str, Any] = {"value": price.money_draft()}
         if price.scope.country:
             draft["country"] = price.scope.country
@@ -391,7 +395,7 @@ class ProductPlanner:
         return wanted
 
     def variant_draft(
-        self, product: MasterProduct, variant: MasterVariant, plan: ProductPlan
+        self, product: MasterProduct, variant: MasterVariant, plan: ProductItemPlan
     ) -> dict[str, Any]:
         prices = [self.price_draft(p, variant.sku, plan) for p in variant.prices]
         return {
@@ -403,7 +407,7 @@ class ProductPlanner:
         }
 
     def product_draft(
-        self, product: MasterProduct, variants: list[MasterVariant], plan: ProductPlan
+        self, product: MasterProduct, variants: list[MasterVariant], plan: ProductItemPlan
     ) -> dict[str, Any] | None:
         if self.policy.product_type_key:
             product_type: dict[str, Any] | None = {
@@ -436,7 +440,7 @@ class ProductPlanner:
             draft["taxCategory"] = {"typeId": "tax-category", "id": tax_id}
         return draft
 
-    def _tax_category_id(self, product: MasterProduct, plan: ProductPlan) -> str | None:
+    def _tax_category_id(self, product: MasterProduct, plan: ProductItemPlan) -> str | None:
         if product.tax_category_key is None:
             return None
         tax_id = self.catalog.tax_category_ids.get(product.tax_category_key)
@@ -452,12 +456,12 @@ class ProductPlanner:
 
     # the plan -----------------------------------------------------------------------------------
 
-    def plan(self, product: MasterProduct, doc: Mapping[str, Any] | None) -> ProductPlan:
+    def plan(self, product: MasterProduct, doc: Mapping[str, Any] | None) -> ProductItemPlan:
         if doc is None:
             return self._plan_create(product)
         return self._plan_update(product, doc)
 
-    def _creatable(self, product: MasterProduct, plan: ProductPlan) -> list[MasterVariant]:
+    def _creatable(self, product: MasterProduct, plan: ProductItemPlan) -> list[MasterVariant]:
         creatable = []
         for variant in product.variants:
             if not variant.active:
@@ -474,8 +478,8 @@ class ProductPlanner:
             creatable.append(variant)
         return creatable
 
-    def _plan_create(self, product: MasterProduct) -> ProductPlan:
-        plan = ProductPlan(product.key)
+    def _plan_create(self, product: MasterProduct) -> ProductItemPlan:
+        plan = ProductItemPlan(product.key)
         if not product.active:
             return plan
         entity = product_entity(product.key)
@@ -487,8 +491,8 @@ class ProductPlanner:
         plan.draft = self.product_draft(product, variants, plan)
         return plan
 
-    def _plan_update(self, product: MasterProduct, doc: Mapping[str, Any]) -> ProductPlan:
-        plan = ProductPlan(product.key, product_id=doc["id"], version=int(doc["version"]))
+    def _plan_update(self, product: MasterProduct, doc: Mapping[str, Any]) -> ProductItemPlan:
+        plan = ProductItemPlan(product.key, product_id=doc["id"], version=int(doc["version"]))
         master_data = doc["masterData"]
         published = bool(master_data.get("published"))
         staged_diffs = self._diff_data(product, doc["id"], master_data["staged"], plan)
@@ -568,13 +572,13 @@ class ProductPlanner:
         product: MasterProduct,
         product_id: str,
         data: Mapping[str, Any],
-        plan: ProductPlan | None,
+        plan: ProductItemPlan | None,
     ) -> list[_Diff]:
         """Differences between the master and one ProductData (staged or current).
 
         ``plan`` collects issues; None when only the differing fields matter (current data).
         """
-        scratch = plan if plan is not None else ProductPlan(product.key)
+        scratch = plan if plan is not None else ProductItemPlan(product.key)
         diffs: list[_Diff] = []
         entity = product_entity(product.key)
         ct_name = data.get("name") or {}
@@ -601,7 +605,7 @@ class ProductPlanner:
         return diffs
 
     def _missing_variant(
-        self, product: MasterProduct, variant: MasterVariant, product_id: str, plan: ProductPlan
+        self, product: MasterProduct, variant: MasterVariant, product_id: str, plan: ProductItemPlan
     ) -> list[_Diff]:
         if not variant.active:
             return []
@@ -630,7 +634,7 @@ class ProductPlanner:
         product: MasterProduct,
         variant: MasterVariant,
         ct_variant: Mapping[str, Any],
-        plan: ProductPlan,
+        plan: ProductItemPlan,
     ) -> list[_Diff]:
         diffs: list[_Diff] = []
         entity = sku_entity(variant.sku)
@@ -672,7 +676,7 @@ class ProductPlanner:
         return diffs
 
     def _price_diffs(
-        self, variant: MasterVariant, ct_variant: Mapping[str, Any], plan: ProductPlan
+        self, variant: MasterVariant, ct_variant: Mapping[str, Any], plan: ProductItemPlan
     ) -> list[_Diff]:
         entity = sku_entity(variant.sku)
         diffs: list[_Diff] = []
@@ -739,13 +743,13 @@ def _same_cents(price: MasterPrice, money: Mapping[str, Any]) -> bool:
 def plan_sync(
     master: MasterCatalog,
     commercetools: CommercetoolsCatalog,
-    policy: SyncPolicy | None = None,
+    policy: ProductOptions | None = None,
     baseline: Baseline | None = None,
-) -> SyncPlan:
-    """The plan for the whole catalogue: one ProductPlan per master product."""
-    policy = policy or SyncPolicy()
+) -> ProductPlan:
+    """The plan for the whole catalogue: one ProductItemPlan per master product."""
+    policy = policy or ProductOptions()
     planner = ProductPlanner(commercetools, policy, baseline, master.attribute_names)
-    plans: list[ProductPlan] = []
+    plans: list[ProductItemPlan] = []
     issues: list[PlanIssue] = [
         PlanIssue(issue.kind, issue.entity, issue.detail) for issue in master.issues
     ]
@@ -756,7 +760,7 @@ def plan_sync(
         plan.issues[:0] = find_issues
         plans.append(plan)
         issues.extend(plan.issues)
-    return SyncPlan(
+    return ProductPlan(
         policy=policy,
         plans=plans,
         issues=issues,
@@ -768,7 +772,7 @@ def plan_sync(
 def next_baseline(
     previous: Baseline | None,
     master: MasterCatalog,
-    policy: SyncPolicy,
+    policy: ProductOptions,
     failed_products: Iterable[str] = (),
 ) -> Baseline:
     """The baseline after a sync: the master's values, except for products whose sync failed.
@@ -796,10 +800,10 @@ __all__ = [
     "FieldChange",
     "PlanIssue",
     "PriceScope",
+    "ProductItemPlan",
+    "ProductOptions",
     "ProductPlan",
     "ProductPlanner",
-    "SyncPlan",
-    "SyncPolicy",
     "desired_flag",
     "desired_published",
     "master_values",

@@ -20,10 +20,10 @@ from ct_pipelines.defs.product_master.logic.master import MasterCatalog, MasterP
 from ct_pipelines.defs.product_master.logic.planner import (
     Baseline,
     CommercetoolsCatalog,
+    ProductItemPlan,
+    ProductOptions,
     ProductPlan,
     ProductPlanner,
-    SyncPlan,
-    SyncPolicy,
     next_baseline,
     plan_sync,
 )
@@ -70,7 +70,7 @@ def read_commercetools(client: ProductsClient) -> CommercetoolsCatalog:
 
 
 @dataclass(slots=True)
-class SyncResult:
+class ProductReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # product key -> reason (no secrets)
@@ -81,13 +81,13 @@ class SyncResult:
 
 def apply_plan(
     client: ProductsClient,
-    plan: SyncPlan,
+    plan: ProductPlan,
     master: MasterCatalog,
     commercetools: CommercetoolsCatalog,
     baseline: Baseline | None = None,
     *,
     max_failures: int = 50,
-) -> SyncResult:
+) -> ProductReport:
     """Send the plan; ``commercetools`` is updated with the products the API returned.
 
     On a 409 the product is read again and its actions are planned afresh from the new
@@ -97,7 +97,7 @@ def apply_plan(
     """
     products: dict[str, MasterProduct] = {p.key: p for p in master.products}
     planner = ProductPlanner(commercetools, plan.policy, baseline, master.attribute_names)
-    result = SyncResult()
+    result = ProductReport()
     for product_plan in plan.plans:
         if product_plan.draft is None and not product_plan.actions:
             continue
@@ -122,7 +122,7 @@ def apply_plan(
 
 
 def _send(
-    client: ProductsClient, plan: ProductPlan, planner: ProductPlanner, product: MasterProduct
+    client: ProductsClient, plan: ProductItemPlan, planner: ProductPlanner, product: MasterProduct
 ) -> dict[str, Any]:
     if plan.draft is not None:
         return client.create("products", plan.draft)
@@ -169,8 +169,8 @@ class SyncStore(Protocol):
 
 @dataclass(slots=True)
 class SyncRun:
-    plan: SyncPlan
-    result: SyncResult
+    plan: ProductPlan
+    result: ProductReport
     commercetools: CommercetoolsCatalog
     baseline_found: bool
     exceptions_recorded: int = 0
@@ -189,7 +189,7 @@ def sync_products(
     client: ProductsClient,
     store: SyncStore,
     master: MasterCatalog,
-    policy: SyncPolicy,
+    policy: ProductOptions,
     *,
     dry_run: bool = False,
     taken_at: datetime,
@@ -202,7 +202,7 @@ def sync_products(
     baseline = load_baseline(store)
     commercetools = read_commercetools(client)
     plan = plan_sync(master, commercetools, policy, baseline)
-    run = SyncRun(plan, SyncResult(), commercetools, baseline_found=baseline is not None)
+    run = SyncRun(plan, ProductReport(), commercetools, baseline_found=baseline is not None)
     if dry_run:
         return run
     run.result = apply_plan(

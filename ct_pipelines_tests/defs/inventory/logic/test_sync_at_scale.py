@@ -15,8 +15,8 @@ import pytest
 from ct_pipelines.commercetools import CommercetoolsClient
 from ct_pipelines.defs.inventory import checks
 from ct_pipelines.defs.inventory.logic import (
+    InventoryOptions,
     InventorySync,
-    SyncOptions,
     compute_targets,
     index_entries,
 )
@@ -61,7 +61,7 @@ def test_50k_skus_by_4_channels_with_1_percent_changed_writes_exactly_the_change
         ) as erp,
         CommercetoolsClient(sandbox_settings(), transport=transport) as client,
     ):
-        result = InventorySync(client, rules, SyncOptions(max_workers=8)).run(erp.iter_stock())
+        result = InventorySync(client, rules, InventoryOptions(max_workers=8)).run(erp.iter_stock())
 
         stats = result.stats
         written = {(c.sku, c.channel) for c in result.plan.changes}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ct_pipelines.commercetools.errors import BadRequestError
-from ct_pipelines.defs.inventory.logic import InventorySync, InventorySyncRefused, SyncOptions
+from ct_pipelines.defs.inventory.logic import InventoryOptions, InventorySync, InventorySyncRefused
 from ct_pipelines.defs.inventory.logic.sync import entry_key, source_locations
 from ct_pipelines_tests.defs.inventory.logic.fakes import FakeCommercetools, Row, rules
 
@@ -25,7 +25,7 @@ def test_a_full_sync_writes_exactly_the_changed_entries() -> None:
     ct.put("B", "wh-north", 9)
     ct.put("GLOBAL", None, 40)  # the SKU's channel-less entry is never touched
     rows = [Row("A", "MAN", 5), Row("B", "MAN", 7), Row("C", "BRS", 4), Row("D", "BRS", 0)]
-    result = InventorySync(ct, rules(), SyncOptions(max_workers=3)).run(rows)
+    result = InventorySync(ct, rules(), InventoryOptions(max_workers=3)).run(rows)
 
     assert ct.quantity("B", "wh-north") == 7
     assert ct.quantity("C", "wh-south") == 4
@@ -130,7 +130,7 @@ def test_a_delta_reads_only_the_skus_it_was_given() -> None:
 def test_dry_run_plans_but_does_not_write() -> None:
     ct = _world()
     ct.put("A", "wh-north", 1)
-    result = InventorySync(ct, rules(), SyncOptions(dry_run=True)).run([Row("A", "MAN", 3)])
+    result = InventorySync(ct, rules(), InventoryOptions(dry_run=True)).run([Row("A", "MAN", 3)])
     assert len(result.plan.changes) == 1
     assert ct.writes() == []
     assert ct.quantity("A", "wh-north") == 1
@@ -175,4 +175,4 @@ def test_source_locations_of_a_delta() -> None:
 
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="max_workers"):
-        SyncOptions(max_workers=0)
+        InventoryOptions(max_workers=0)

@@ -5,6 +5,7 @@ import pytest
 from ct_pipelines.defs.operations.logic.exceptions import (
     ExceptionFilter,
     QueueActionError,
+    RetryTarget,
     pending_retries,
     plan_retry_runs,
     resolve,
@@ -92,7 +93,11 @@ def test_retry_flags_become_one_run_per_order_day_and_per_flow(store: Integratio
     assert {p.record.entity_key for p in pending} == {"UK-1", "UK-2", "SH9", "B1"}
 
     days = {"id-1": "2026-11-18", "id-2": "2026-11-19"}
-    runs, unplanned = plan_retry_runs(pending, lambda r: days.get(r.payload_ref[6:10]))
+    targets = {
+        "order_to_cash": RetryTarget("order_export_job", per_order_day=True, behaviour=""),
+        "dispatch": RetryTarget("dispatch_job", per_order_day=False, behaviour=""),
+    }
+    runs, unplanned = plan_retry_runs(pending, lambda r: days.get(r.payload_ref[6:10]), targets)
     assert [(r.job_name, r.partition_key, r.exception_ids) for r in runs] == [
         ("dispatch_job", None, (3,)),
         ("order_export_job", "2026-11-18", (1,)),

@@ -16,14 +16,14 @@ from ct_pipelines.defs.order_to_cash.logic.batch import build_batch, park_reject
 from ct_pipelines.defs.order_to_cash.logic.engine import (
     FLOW,
     ExportItem,
-    ExportSettings,
+    ExportOptions,
     OrderExporter,
 )
-from ct_pipelines.defs.order_to_cash.logic.orders import EligibilityRule
 from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
 from ct_pipelines.defs.resources import sandbox_world
 from ct_pipelines.erp.port import SalesOrderDraft
 from ct_pipelines.erp.rest import RestErpClient
+from ct_pipelines.kernel.eligibility import EligibilityRule
 from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import IntegrationStore
 from ct_sandbox import SANDBOX_ERP_URL
@@ -140,7 +140,7 @@ def test_no_batch_crashes_and_every_order_is_exported_or_explained(exporter_worl
         if row["eligible"]
     ]
     report = OrderExporter(
-        erp, store, ExportSettings(workers=2, rate_per_second=None), sleep=lambda _s: None
+        erp, store, ExportOptions(workers=2, rate_per_second=None), sleep=lambda _s: None
     ).export(items)
 
     assert len(batch.rows) + len(batch.rejects) == len(docs)  # nothing silently dropped

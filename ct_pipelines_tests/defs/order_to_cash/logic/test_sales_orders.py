@@ -2,13 +2,9 @@ from decimal import Decimal
 
 import pytest
 
-from ct_pipelines.defs.order_to_cash.logic.orders import order_id_from_document_number
-from ct_pipelines.defs.order_to_cash.logic.sales_orders import (
-    MappingError,
-    SalesOrderMapping,
-    TaxCodeTable,
-    to_sales_order,
-)
+from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping, to_sales_order
+from ct_pipelines.kernel.documents import order_id_from_document_number
+from ct_pipelines.kernel.tax import MappingError, TaxCodeTable
 from ct_pipelines_tests.defs.order_to_cash.logic.order_factory import make_order
 
 ITEMS = {"TSHIRT-BLK-M": "10001", "MUG-WHT": "20002", "TEA-EARLGREY": "30003", "BOOK-1": "40004"}

@@ -8,7 +8,7 @@ import pytest
 from ct_pipelines.defs.product_master.logic.master import build_catalog
 from ct_pipelines.defs.product_master.logic.planner import (
     Baseline,
-    SyncPolicy,
+    ProductOptions,
     master_values,
     next_baseline,
     plan_sync,
@@ -30,9 +30,9 @@ from ct_pipelines_tests.defs.product_master.logic.factories import (
 NEVER_SENT = {"removeVariant", "deleteProduct", "setSku"}
 
 
-def baseline_for(items: list[ErpItem], policy: SyncPolicy | None = None) -> Baseline:
+def baseline_for(items: list[ErpItem], policy: ProductOptions | None = None) -> Baseline:
     """The baseline a sync of these items would have left behind."""
-    return next_baseline(None, build_catalog(items), policy or SyncPolicy())
+    return next_baseline(None, build_catalog(items), policy or ProductOptions())
 
 
 def actions_of(plan) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ def test_a_master_price_change_is_one_request_with_change_price_then_publish() -
 def test_without_publish_the_change_stays_staged_and_is_not_repeated() -> None:
     items = tshirt_items()
     changed = [items[0].model_copy(update={"prices": [gbp(2750), items[0].prices[1]]}), items[1]]
-    policy = SyncPolicy(publish=False)
+    policy = ProductOptions(publish=False)
     plan = plan_sync(build_catalog(changed), catalog(tshirt_doc()), policy)
     assert [a["action"] for a in actions_of(plan)] == ["changePrice"]
 
@@ -113,7 +113,7 @@ def test_an_edit_in_commercetools_is_drift_reverted_or_reported(policy: str) -> 
     for view in ("current", "staged"):  # edited and published in the Merchant Center
         doc["masterData"][view]["variants"][0]["prices"][0]["value"] = ct_money(1999)
 
-    plan = plan_sync(build_catalog(items), catalog(doc), SyncPolicy(drift=policy), baseline)
+    plan = plan_sync(build_catalog(items), catalog(doc), ProductOptions(drift=policy), baseline)
 
     (drift,) = [c for c in plan.changes() if c.kind == "drift"]
     assert (drift.entity, drift.field, drift.master, drift.commercetools) == (
@@ -138,7 +138,7 @@ def test_without_a_baseline_a_difference_is_syndication_not_drift() -> None:
     doc = tshirt_doc()
     doc["masterData"]["staged"]["variants"][0]["prices"][0]["value"] = ct_money(1999)
     doc["masterData"]["hasStagedChanges"] = True
-    plan = plan_sync(build_catalog(tshirt_items()), catalog(doc), SyncPolicy(drift="report"))
+    plan = plan_sync(build_catalog(tshirt_items()), catalog(doc), ProductOptions(drift="report"))
     assert [c.kind for c in plan.changes()] == ["syndicate"]
     assert [a["action"] for a in actions_of(plan)] == ["changePrice", "publish"]
 
@@ -150,7 +150,7 @@ def test_a_master_change_wins_over_an_edit_of_the_same_field() -> None:
     for view in ("current", "staged"):
         doc["masterData"][view]["masterVariant"]["prices"][0]["value"] = ct_money(1999)
     changed = [items[0].model_copy(update={"prices": [gbp(2750), items[0].prices[1]]}), items[1]]
-    plan = plan_sync(build_catalog(changed), catalog(doc), SyncPolicy(drift="report"), baseline)
+    plan = plan_sync(build_catalog(changed), catalog(doc), ProductOptions(drift="report"), baseline)
     (change,) = plan.changes()
     assert change.kind == "syndicate" and change.applied
     assert actions_of(plan)[0]["price"]["value"]["centAmount"] == 2750
@@ -165,7 +165,7 @@ def test_reported_edit_waiting_in_staged_is_not_published_with_the_master_change
     doc["masterData"]["hasStagedChanges"] = True
     changed = [items[0].model_copy(update={"prices": [gbp(2750), items[0].prices[1]]}), items[1]]
 
-    plan = plan_sync(build_catalog(changed), catalog(doc), SyncPolicy(drift="report"), baseline)
+    plan = plan_sync(build_catalog(changed), catalog(doc), ProductOptions(drift="report"), baseline)
 
     assert actions_of(plan) == [
         {
@@ -336,7 +336,7 @@ def test_extra_commercetools_price_is_removed_by_the_master_or_reported_as_drift
         {"action": "publish"},
     ]
     reported = plan_sync(
-        build_catalog(items), catalog(doc), SyncPolicy(drift="report"), baseline_for(items)
+        build_catalog(items), catalog(doc), ProductOptions(drift="report"), baseline_for(items)
     )
     assert reported.requests == 0
     (drift,) = reported.changes()
@@ -355,7 +355,7 @@ def test_deactivated_product_is_unpublished_never_deleted() -> None:
 
 def test_deactivated_product_is_flagged_when_the_policy_says_flag() -> None:
     items = [i.model_copy(update={"active": False}) for i in tshirt_items()]
-    policy = SyncPolicy(deactivation="flag")
+    policy = ProductOptions(deactivation="flag")
     plan = plan_sync(build_catalog(items), catalog(tshirt_doc()), policy)
     assert actions_of(plan) == [
         {
@@ -415,7 +415,7 @@ def test_reactivated_product_is_published_again_but_an_unpublish_in_commercetool
     assert actions_of(plan) == [{"action": "publish"}]
     # The master kept it active: someone unpublished it in commercetools.
     reported = plan_sync(
-        build_catalog(items), catalog(doc), SyncPolicy(drift="report"), baseline_for(items)
+        build_catalog(items), catalog(doc), ProductOptions(drift="report"), baseline_for(items)
     )
     assert reported.requests == 0
     assert [(c.kind, c.field) for c in reported.changes()] == [("drift", "published")]
@@ -427,7 +427,7 @@ def test_a_variant_deleted_in_commercetools_is_drift() -> None:
     for view in ("current", "staged"):
         doc["masterData"][view]["variants"] = []
     plan = plan_sync(
-        build_catalog(items), catalog(doc), SyncPolicy(drift="report"), baseline_for(items)
+        build_catalog(items), catalog(doc), ProductOptions(drift="report"), baseline_for(items)
     )
     assert [(c.kind, c.entity, c.field) for c in plan.changes()] == [
         ("drift", "sku:TSH-WHT-M", "exists")
@@ -459,7 +459,7 @@ def test_unknown_tax_code_and_channel_are_issues() -> None:
     odd = item(
         "ODD-1", tax_code="X", prices=[gbp(100).model_copy(update={"channel_key": "nowhere"})]
     )
-    plan = plan_sync(build_catalog([odd]), catalog(), SyncPolicy(product_type_key="goods"))
+    plan = plan_sync(build_catalog([odd]), catalog(), ProductOptions(product_type_key="goods"))
     kinds = sorted(i.kind for i in plan.issues)
     assert kinds == ["unknown_channel", "unknown_tax_code"]
     (create,) = plan.creates
@@ -501,11 +501,11 @@ def test_next_baseline_keeps_the_old_values_of_failed_products() -> None:
     old = baseline_for(items)
     changed = [i.model_copy(update={"prices": [gbp(3000)]}) for i in items]
     master = build_catalog(changed)
-    kept = next_baseline(old, master, SyncPolicy(), failed_products=["tsh"])
+    kept = next_baseline(old, master, ProductOptions(), failed_products=["tsh"])
     assert kept == old
-    fresh = next_baseline(old, master, SyncPolicy())
+    fresh = next_baseline(old, master, ProductOptions())
     assert fresh["sku:TSH-WHT-S"]["price:GBP/GB/*"] == "GBP 30"
-    assert fresh == master_values(master.products[0], SyncPolicy(), master.attribute_names)
+    assert fresh == master_values(master.products[0], ProductOptions(), master.attribute_names)
 
 
 def test_eur_prices_per_country_and_channel_are_separate_scopes() -> None:

@@ -11,7 +11,7 @@ import pytest
 from ct_pipelines.commercetools import CommercetoolsClient
 from ct_pipelines.defs.product_master.logic.master import MasterCatalog, build_catalog
 from ct_pipelines.defs.product_master.logic.parity import compare
-from ct_pipelines.defs.product_master.logic.planner import SyncPolicy
+from ct_pipelines.defs.product_master.logic.planner import ProductOptions
 from ct_pipelines.defs.product_master.logic.sync import FLOW, SyncRun, sync_products
 from ct_pipelines.defs.resources import sandbox_settings
 from ct_pipelines.erp.rest import RestErpClient
@@ -45,7 +45,7 @@ class Harness:
                 client,
                 self.store,
                 master,
-                SyncPolicy(**policy),  # type: ignore[arg-type]
+                ProductOptions(**policy),  # type: ignore[arg-type]
                 taken_at=datetime.now(UTC),
             )
 

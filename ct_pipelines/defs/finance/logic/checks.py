@@ -1,0 +1,131 @@
+"""What the finance checks and the reconciliation report: the closed days, their variances,
+the days not posted."""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from ct_pipelines.defs.finance.logic.snapshots import JOURNALS, POSTED_STATUSES, read_frame
+from ct_pipelines.kernel.shop import SHOP
+
+
+def closed_days(lookback_days: int, now: datetime | None = None) -> list[date]:
+    """The completed shop days of the look-back window, oldest first, from the first shop day."""
+    today = (now or datetime.now(UTC)).astimezone(SHOP.tz).date()
+    first = date.fromisoformat(SHOP.orders_start_date)
+    days = [today - timedelta(days=n) for n in range(lookback_days, 0, -1)]
+    return [d for d in days if d >= first]
+
+
+def stored_frames(store: Any, name: str, days: list[date]) -> pd.DataFrame:
+    frames = [read_frame(store, name, d.isoformat()) for d in days]
+    found = [f for f in frames if f is not None and len(f)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def variance_verdict(
+    totals: pd.DataFrame, variances: pd.DataFrame, tolerance_minor: int
+) -> tuple[bool, dict[str, Any]]:
+    """(passed, metadata) for the reconciled days in ``totals``; tables are data frames."""
+    if totals.empty:
+        return True, {"days_checked": 0, "days_over_tolerance": 0, "orders_behind": 0}
+    totals = totals.copy()
+    totals["variance_minor"] = totals["variance_minor"].astype("int64")
+    over = totals[totals["variance_minor"].abs() > tolerance_minor]
+    within = totals[
+        (totals["variance_minor"] != 0) & (totals["variance_minor"].abs() <= tolerance_minor)
+    ]
+    behind = variances[variances["day"].isin(set(over["day"]))] if len(variances) else variances
+    metadata: dict[str, Any] = {
+        "tolerance_minor": tolerance_minor,
+        "days_checked": int(totals["day"].nunique()),
+        "days_over_tolerance": int(over["day"].nunique()),
+        "metrics_within_tolerance": len(within),
+        "orders_behind": int(behind["document"].dropna().nunique()) if len(behind) else 0,
+        "max_abs_variance_minor": int(totals["variance_minor"].abs().max()),
+    }
+    money = totals[totals["metric"] != "orders"]
+    for currency, group in money.groupby("currency"):
+        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+    metadata["over_tolerance"] = (
+        over[
+            [
+                "day",
+                "currency",
+                "metric",
+                "commercetools_minor",
+                "erp_minor",
+                "variance_minor",
+                "orders",
+            ]
+        ]
+    ).head(100)
+    metadata["variances"] = (
+        behind[["day", "currency", "kind", "metric", "document", "reference", "variance_minor"]]
+        if len(behind)
+        else pd.DataFrame()
+    ).head(100)
+    return over.empty, metadata
+
+
+def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
+    """Days whose journals are not all in the ERP: never built, not posted, or gone."""
+    rows = []
+    for day in days:
+        frame = read_frame(store, JOURNALS, day.isoformat())
+        if frame is None:
+            rows.append({"day": day.isoformat(), "batch_id": None, "problem": "never built"})
+            continue
+        posted = {b.batch_id for b in port.iter_journal_batches(day)}
+        for row in frame.itertuples(index=False):
+            if row.status not in POSTED_STATUSES and row.status != "posted_differs":
+                rows.append({"day": row.day, "batch_id": row.batch_id, "problem": row.status})
+            elif row.batch_id not in posted:
+                rows.append({"day": row.day, "batch_id": row.batch_id, "problem": "not in the ERP"})
+    return pd.DataFrame(rows, columns=["day", "batch_id", "problem"])
+
+
+def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
+    """Numbers the UI can plot across materialisations, and the variances behind them (frames)."""
+    money = totals[totals["metric"] != "orders"]
+    metadata: dict[str, Any] = {
+        "days": int(totals["day"].nunique()),
+        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
+        "orders_with_variance": int(variances["document"].dropna().nunique()),
+        "orders_missing_in_erp": int(
+            variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
+        ),
+        "orders_only_in_erp": int(
+            variances.loc[
+                variances["kind"].isin(["only_in_erp", "not_eligible_in_commercetools"]),
+                "document",
+            ].nunique()
+        ),
+        "orders_with_amount_differences": int(
+            variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
+        ),
+        "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
+    }
+    for currency, group in money.groupby("currency"):
+        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+        for metric in ("gross", "net", "tax", "shipping", "refunds"):
+            value = group.loc[group["metric"] == metric, "variance_minor"]
+            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
+    metadata["totals"] = totals[totals["variance_minor"] != 0].head(100)
+    metadata["variances"] = (
+        variances[
+            [
+                "day",
+                "currency",
+                "kind",
+                "metric",
+                "document",
+                "reference",
+                "commercetools_minor",
+                "erp_minor",
+                "variance_minor",
+            ]
+        ]
+    ).head(100)
+    return metadata
