@@ -1336,7 +1336,7 @@ class CommercetoolsSandboxApp:
             where = f"lineItems[{index}]"
             quantity = _require(line, "quantity", int, where)
             price = _require(line, "price", dict, where)
-            value = typed_money(price.get("value"), f"{where} -> price -> value")
+            unit = typed_money(price.get("value"), f"{where} -> price -> value")
             variant = copy.deepcopy(_require(line, "variant", dict, where))
             variant.setdefault("id", 1)
             item: Json = {
@@ -1344,9 +1344,9 @@ class CommercetoolsSandboxApp:
                 "productId": line.get("productId") or str(uuid.uuid4()),
                 "name": copy.deepcopy(_require(line, "name", dict, where)),
                 "variant": variant,
-                "price": {"id": str(uuid.uuid4()), "value": value},
+                "price": {"id": str(uuid.uuid4()), "value": unit},
                 "quantity": quantity,
-                "totalPrice": _line_total(value, quantity),
+                "totalPrice": _line_total(unit, quantity),
                 "discountedPricePerQuantity": [],
                 "state": [],
                 "priceMode": "Platform",
