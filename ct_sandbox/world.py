@@ -243,7 +243,7 @@ class SandboxWorld:
                     SANDBOX_CLIENT_SECRET,
                     SANDBOX_PROJECT_KEY,
                 )
-                from ct_sandbox.commercetools_app import register_api_client
+                from ct_sandbox.commercetools import register_api_client
 
                 conn = db.connect(self.db_path)
                 with db.transaction(conn):
@@ -727,7 +727,7 @@ class SandboxWorld:
         with self._lock:
             if self._ct_app is None:
                 from ct_sandbox import SANDBOX_PROJECT_KEY
-                from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+                from ct_sandbox.commercetools import CommercetoolsSandboxApp
 
                 self._ct_app = CommercetoolsSandboxApp(self.db_path, SANDBOX_PROJECT_KEY)
             return self._ct_app

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ct_sandbox.commercetools_app import CommercetoolsSandboxApp, register_api_client
+from ct_sandbox.commercetools import CommercetoolsSandboxApp, register_api_client
 from ct_sandbox.documents import DocumentStore
 from ct_sandbox.faults import FaultConfig, request_counts, request_log, save_faults
 from ct_sandbox.transport import sandbox_transport
