@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from ct_sandbox.commercetools.channels import ChannelsMixin
 from ct_sandbox.commercetools.common import (
     _REASONS,
     DEFAULT_TOKEN_TTL,
+    PROJECT_CURRENCIES,
     RESOURCE_SCOPES,
     SIDE,
     ActionHandler,
@@ -54,11 +55,13 @@ class CommercetoolsSandboxApp(
         token_ttl_seconds: int = DEFAULT_TOKEN_TTL,
         clock: Callable[[], datetime] | None = None,
         enforce_scopes: bool = True,
+        currencies: Iterable[str] = PROJECT_CURRENCIES,
     ) -> None:
         self.db_path = os.fspath(db_path)
         self.project_key = project_key
         self.token_ttl_seconds = token_ttl_seconds
         self.enforce_scopes = enforce_scopes
+        self.currencies = tuple(currencies)
         self._clock = clock or (lambda: db.sandbox_now(self.db_path))
         self.store = DocumentStore(self.db_path, clock=self._clock)
         self._order_actions: dict[str, ActionHandler] = {
@@ -120,6 +123,7 @@ class CommercetoolsSandboxApp(
             "products": self._product_actions,
             "payments": {},
             "tax-categories": {},
+            "product-types": {},
         }
 
     def __repr__(self) -> str:
@@ -250,6 +254,7 @@ class CommercetoolsSandboxApp(
             "channels": self._channel_draft,
             "products": self._product_draft,
             "tax-categories": self._tax_category_draft,
+            "product-types": self._product_type_draft,
         }
         if resource not in creators:
             raise ApiError(405, "MethodNotAllowed", f"Creating {resource} is not supported.")

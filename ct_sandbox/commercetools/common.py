@@ -36,6 +36,7 @@ RESOURCE_SCOPES: dict[str, tuple[str, str | None]] = {
     "products": ("view_products", "manage_products"),
     "product-projections": ("view_published_products", None),
     "tax-categories": ("view_tax_categories", "manage_tax_categories"),
+    "product-types": ("view_products", "manage_products"),
 }
 TYPE_ID_RESOURCES = {
     "order": "orders",
@@ -43,6 +44,7 @@ TYPE_ID_RESOURCES = {
     "channel": "channels",
     "product": "products",
     "tax-category": "tax-categories",
+    "product-type": "product-types",
 }
 ORDER_STATES = frozenset({"Open", "Confirmed", "Complete", "Cancelled"})
 SHIPMENT_STATES = frozenset(
@@ -58,6 +60,8 @@ FRACTION_DIGITS = {
     "HUF": 2, "AUD": 2, "CAD": 2, "NZD": 2, "JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "KWD": 3,
     "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3,
 }  # fmt: skip
+# The project's currencies (Project.currencies): prices in any other currency are refused.
+PROJECT_CURRENCIES = ("GBP", "EUR")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{2,256}$")
 _EXPAND = re.compile(r"^[A-Za-z_][\w-]*(\[\*\])?(\.[A-Za-z_][\w-]*(\[\*\])?)*$")
 _VAR = re.compile(r"^var\.[a-zA-Z0-9]+$")

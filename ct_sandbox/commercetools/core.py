@@ -57,6 +57,7 @@ class SandboxCore:
     project_key: str
     token_ttl_seconds: int
     enforce_scopes: bool
+    currencies: tuple[str, ...]  # the project's currencies
     store: DocumentStore
     _clock: Callable[[], datetime]
     _actions: dict[str, dict[str, ActionHandler]]

@@ -25,23 +25,32 @@ from ct_sandbox.commercetools.common import (
     project_product,
     typed_money,
 )
-from ct_sandbox.commercetools.core import SandboxCore
+from ct_sandbox.commercetools.product_types import ProductTypesMixin
 from ct_sandbox.predicates import (
     CompiledPredicate,
     projection_mapping,
 )
 
 
-class ProductsMixin(SandboxCore):
+class ProductsMixin(ProductTypesMixin):
     """Products: drafts, variants, prices, attributes, publish; product projections."""
 
     def _price(self, draft: Any, where: str, price_id: str | None = None) -> Json:
         if not isinstance(draft, dict):
             raise invalid_json(f"{where}: expected a price object")
-        price: Json = {
-            "id": price_id or str(uuid.uuid4()),
-            "value": typed_money(draft.get("value"), f"{where} -> value"),
-        }
+        value = typed_money(draft.get("value"), f"{where} -> value")
+        if value["currencyCode"] not in self.currencies:
+            # Project.currencies: "A three-digit currency code ... that the Project supports".
+            raise ApiError(
+                400,
+                "InvalidField",
+                f"{where} -> value -> currencyCode: the currency '{value['currencyCode']}' is "
+                f"not one of the project's currencies {list(self.currencies)}.",
+                field="currencyCode",
+                invalidValue=value["currencyCode"],
+                allowedValues=list(self.currencies),
+            )
+        price: Json = {"id": price_id or str(uuid.uuid4()), "value": value}
         for name in ("key", "country", "validFrom", "validUntil", "tiers", "custom"):
             if draft.get(name) is not None:
                 price[name] = copy.deepcopy(draft[name])
@@ -127,9 +136,15 @@ class ProductsMixin(SandboxCore):
             self._variant(v, i + 2, f"variants[{i}]") for i, v in enumerate(variants)
         ]
         self._check_variant_skus(data)
+        type_reference = _require(draft, "productType", dict, where)
+        stored_type = self._product_type_reference(type_reference)
+        for variant in [data["masterVariant"], *data["variants"]]:
+            self._check_attributes(stored_type, variant["attributes"])
         product: Json = {
-            "productType": self._unmanaged_reference(
-                _require(draft, "productType", dict, where), "product-type", "productType"
+            "productType": (
+                {"typeId": "product-type", "id": stored_type["id"]}
+                if stored_type is not None
+                else self._unmanaged_reference(type_reference, "product-type", "productType")
             ),
             "masterData": {
                 "published": bool(draft.get("publish", False)),
@@ -201,11 +216,17 @@ class ProductsMixin(SandboxCore):
 
     def _product_set_attribute(self, doc: Json, action: Json) -> None:
         name = _require(action, "name", str, "setAttribute")
+        self._check_attributes(
+            self._stored_product_type(doc["productType"]), [{"name": name, **action}]
+        )
         for data in self._datas(doc, action):
             self._set_attribute(self._variant_of(data, action), name, action)
 
     def _product_set_attribute_all(self, doc: Json, action: Json) -> None:
         name = _require(action, "name", str, "setAttributeInAllVariants")
+        self._check_attributes(
+            self._stored_product_type(doc["productType"]), [{"name": name, **action}]
+        )
         for data in self._datas(doc, action):
             for variant in self._all_variants(data):
                 self._set_attribute(variant, name, action)
@@ -216,6 +237,7 @@ class ProductsMixin(SandboxCore):
             v["id"] for d in (master["current"], master["staged"]) for v in self._all_variants(d)
         ]
         variant = self._variant(action, max(used) + 1, "addVariant")
+        self._check_attributes(self._stored_product_type(doc["productType"]), variant["attributes"])
         for data in self._datas(doc, action):
             if len(self._all_variants(data)) >= MAX_VARIANTS:
                 raise invalid_input(f"A product can have at most {MAX_VARIANTS} variants.")
