@@ -15,21 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-
-class CountingTransport(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[tuple[str, str]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path))
-        return self.inner.handle_request(request)
-
-    def count(self, method: str, part: str = "") -> int:
-        return sum(1 for m, path in self.requests if m == method and part in path)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -47,17 +32,18 @@ def main() -> None:
         index_entries,
         plan_changes,
     )
+    from ct_pipelines.defs.inventory.logic.rules import parse_rules
     from ct_pipelines.defs.resources import sandbox_settings
     from ct_pipelines.erp.rest import RestErpClient
     from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
-    from ct_sandbox.testing import add_scale_inventory, change_scale_stock
+    from ct_sandbox.testing import CountingTransport, add_scale_inventory, change_scale_stock
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         world = SandboxWorld.open(Path(tmp))
         scale = add_scale_inventory(world, args.skus)
         changed = change_scale_stock(world, scale, args.changed)
-        rules = scale.rules()
+        rules = parse_rules(scale.rules_data, source="scale rules")
         entries = world.documents.count("inventory")
         print(
             f"bench/inventory_sync.py: {scale.entries:,} entries ({args.skus:,} SKUs x 4 channels), "

@@ -40,7 +40,9 @@ from typing import Any
 from ct_sandbox import db
 from ct_sandbox.predicates import CompiledPredicate, normalise_datetime
 
-RESOURCES = frozenset({"orders", "payments", "inventory", "channels", "products", "tax-categories"})
+RESOURCES = frozenset(
+    {"orders", "payments", "inventory", "channels", "products", "tax-categories", "product-types"}
+)
 TOTAL_CAP = 10_000
 
 

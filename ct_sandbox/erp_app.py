@@ -36,8 +36,8 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from ct_pipelines.erp.port import JournalBatch, SalesOrderDraft
 from ct_sandbox import db
+from ct_sandbox.erp.schema import JournalBatchBody, SalesOrderBody
 from ct_sandbox.faults import draw_fault, load_faults, log_request
 
 SIDE = "erp"
@@ -336,7 +336,7 @@ _POSTING_COLUMNS = (
 
 
 def write_sales_order(
-    conn: sqlite3.Connection, draft: SalesOrderDraft, now: str, *, status: str = "open"
+    conn: sqlite3.Connection, draft: SalesOrderBody, now: str, *, status: str = "open"
 ) -> tuple[str, bool]:
     """Insert or replace a sales order's header and lines; (sales_order_no, created).
 
@@ -481,7 +481,7 @@ class Problem:
 
 
 def validate_sales_order(
-    conn: sqlite3.Connection, draft: SalesOrderDraft, path_document_number: str
+    conn: sqlite3.Connection, draft: SalesOrderBody, path_document_number: str
 ) -> list[Problem]:
     """Everything a picky ERP refuses in a sales order, each problem with a readable reason."""
     problems: list[Problem] = []
@@ -1108,7 +1108,7 @@ class ErpSandboxApp:
         self, conn: sqlite3.Connection, document: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         try:
-            draft = SalesOrderDraft.model_validate(body)
+            draft = SalesOrderBody.model_validate(body)
         except ValidationError as exc:
             raise _invalid(exc) from None
         problems = validate_sales_order(conn, draft, document)
@@ -1150,7 +1150,7 @@ class ErpSandboxApp:
         self, conn: sqlite3.Connection, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         try:
-            batch = JournalBatch.model_validate(body)
+            batch = JournalBatchBody.model_validate(body)
         except ValidationError as exc:
             raise _invalid(exc) from None
         bad = [line for line in batch.lines if not _ACCOUNT.match(line.account)]

@@ -9,6 +9,16 @@ half-even rounding per line; the order's taxPortions are the per-rate sums of th
 The ERP mirrors every SKU as an item (item number, VAT code S/R/Z, prices), holds stock per
 location (MAN, MK, LDN-STORE map to the supply channels) and already has part of the order
 history as sales orders with shipments.
+
+The seed builds those ERP documents (sales orders, via :func:`sales_order_draft`) itself rather
+than with the pipelines' order-to-sales-order mapping: the sandbox is a stand-in for the outside
+systems and imports nothing from ``ct_pipelines``, so it cannot call the code it is there to
+test, and a seed made by that code would hide the code's bugs. The documents follow the ERP's
+wire format (``ct_sandbox.erp.schema``), are checked by the ERP's own business rules
+(``validate_sales_order``) when written, and the seed tests also read them with the pipelines'
+ERP models, so the seeded history stays consistent with what a real export produces: one line
+per line item, custom line item and shipping, net/tax/gross from each line's ``taxedPrice``,
+VAT codes S/R/Z from the line's tax rate.
 """
 
 from __future__ import annotations
@@ -1161,7 +1171,11 @@ _CODE_BY_RATE = {spec.rate: spec.erp_code for spec in TAXES.values()}
 
 
 def sales_order_draft(order: dict[str, Any], item_numbers: dict[str, str]) -> dict[str, Any]:
-    """The ERP sales order for a seeded order (the shape the integration's mapping produces)."""
+    """The ERP sales order for a seeded order, as wire JSON (``ct_sandbox.erp.schema``).
+
+    Built here, not by the pipelines' mapping (see the module docstring): the same shape the
+    integration's export sends, from the order's own taxed amounts.
+    """
     lines: list[dict[str, Any]] = []
 
     def add(

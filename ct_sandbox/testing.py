@@ -1,20 +1,27 @@
-"""Synthetic stock at catalogue scale in the sandbox, for the acceptance tests and the bench.
+"""Test and bench helpers for the sandbox: a request-counting transport and stock at scale.
 
-Adds ``skus`` SKUs at four extra ERP locations, each feeding its own new supply channel, with the
+:class:`CountingTransport` wraps any httpx transport (the sandbox's in-process ones) and
+remembers the (method, path) of every request, so a test or bench can count what a client sent.
+
+:func:`add_scale_inventory` adds ``skus`` SKUs at four extra ERP locations, each feeding its own new supply channel, with the
 commercetools entries in step with the ERP (``quantityOnStock`` = available). The seeded shop's
-locations and channels are ignored by :func:`scale_rules`, so a sync touches only this stock.
-Bulk inserts go straight to the sandbox's tables: 200,000 entries load in seconds, where the
-API would need 200,000 requests.
+locations and channels are ignored by :func:`scale_rules_data`, so a sync touches only this
+stock. Bulk inserts go straight to the sandbox's tables: 200,000 entries load in seconds, where
+the API would need 200,000 requests.
+
+Everything here is plain data: ``ScaleInventory.rules_data`` is the inventory rules mapping
+(the shape of the pipelines' rules file), which the caller parses into its own rules object.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ct_pipelines.defs.inventory.logic.rules import InventoryRules, parse_rules
+import httpx
 
 if TYPE_CHECKING:
     from ct_sandbox import SandboxWorld
@@ -27,18 +34,48 @@ SCALE_LOCATIONS: dict[str, str] = {
 }
 
 
+class CountingTransport(httpx.BaseTransport):
+    """Passes requests through to ``inner`` and remembers (method, path) of each, in order."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()  # clients write from several threads at once
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.requests.append((request.method, request.url.path))
+        return self.inner.handle_request(request)
+
+    def count(self, method: str, part: str = "") -> int:
+        """Requests with ``method`` whose path contains ``part``."""
+        return sum(1 for m, path in self.requests if m == method and part in path)
+
+    def product_writes(self) -> list[tuple[str, str]]:
+        """POSTs to /products (create) and /products/{id} (update); DELETEs of products."""
+        return [
+            (method, path)
+            for method, path in self.requests
+            if method in ("POST", "DELETE") and "/products" in path
+        ]
+
+    def product_updates(self) -> list[str]:
+        return [
+            path
+            for method, path in self.product_writes()
+            if method == "POST" and not path.endswith("/products")
+        ]
+
+
 @dataclass(frozen=True)
 class ScaleInventory:
     skus: list[str]
     channel_ids: dict[str, str]  # channel key -> id
-    rules_data: dict[str, Any]
+    rules_data: dict[str, Any]  # the inventory rules mapping for these channels, unparsed
 
     @property
     def entries(self) -> int:
         return len(self.skus) * len(SCALE_LOCATIONS)
-
-    def rules(self) -> InventoryRules:
-        return parse_rules(self.rules_data, source="scale rules")
 
 
 def _ids(rng: random.Random, count: int) -> list[str]:
@@ -178,6 +215,7 @@ def change_scale_stock(
 
 __all__ = [
     "SCALE_LOCATIONS",
+    "CountingTransport",
     "ScaleInventory",
     "add_scale_inventory",
     "change_scale_stock",

@@ -160,7 +160,7 @@ def _apps_of(world: Any) -> tuple[WSGIApp, WSGIApp | None]:
     commercetools_app = pick("commercetools_app")
     if commercetools_app is None:
         from ct_sandbox import SANDBOX_PROJECT_KEY
-        from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+        from ct_sandbox.commercetools import CommercetoolsSandboxApp
 
         commercetools_app = CommercetoolsSandboxApp(
             world.db_path, getattr(world, "project_key", SANDBOX_PROJECT_KEY)
@@ -176,7 +176,8 @@ class RunningServer:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -18,19 +18,20 @@ import json
 import os
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from ct_pipelines.erp.port import SalesOrderDraft
 from ct_sandbox import db
 from ct_sandbox.documents import DocumentStore
+from ct_sandbox.erp.schema import SalesOrderBody
 from ct_sandbox.erp_app import (
     ErpSandboxApp,
     ensure_erp_schema,
@@ -62,6 +63,8 @@ from ct_sandbox.seed import (
     tracking_number,
 )
 
+SHOP_TIMEZONE_ENV = "CT_PIPELINES_SHOP_TIMEZONE"
+DEFAULT_SHOP_TIMEZONE = "Europe/London"
 DEFAULT_SEED = 1847
 DEFAULT_HISTORY_DAYS = 7
 DEFAULT_HISTORY_ORDERS = 300
@@ -104,11 +107,25 @@ def _ts(moment: datetime) -> str:
     return db.format_timestamp(moment)
 
 
-def _orders_per_minute(moment: datetime) -> float:
-    """A UK shop's day: quiet at night, busy in the evening."""
-    from ct_pipelines.kernel.shop import SHOP
+def shop_timezone(environ: Mapping[str, str] | None = None) -> ZoneInfo:
+    """The shop's time zone: $CT_PIPELINES_SHOP_TIMEZONE (an IANA name), Europe/London by default.
 
-    hour = moment.astimezone(SHOP.tz).hour
+    The sandbox reads the same variable as the pipelines' shop settings, itself: it shapes the
+    simulated trading day and the days that seeded orders are spread over.
+    """
+    env = os.environ if environ is None else environ
+    name = env.get(SHOP_TIMEZONE_ENV) or DEFAULT_SHOP_TIMEZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{SHOP_TIMEZONE_ENV}={name!r} is not an IANA time zone (for example Europe/London)"
+        ) from None
+
+
+def _orders_per_minute(moment: datetime, tz: ZoneInfo) -> float:
+    """A UK shop's day: quiet at night, busy in the evening."""
+    hour = moment.astimezone(tz).hour
     if hour < 7:
         return 0.06
     if hour < 18:
@@ -128,8 +145,15 @@ class WorldMeta:
 class SandboxWorld:
     """A seeded sandbox in ``directory``; use ``SandboxWorld.open``."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, timezone: str | ZoneInfo | None = None
+    ) -> None:
+        """``timezone``: the shop's IANA zone; by default :func:`shop_timezone` (the env var)."""
         self.directory = Path(directory)
+        if timezone is None:
+            self.tz = shop_timezone()
+        else:
+            self.tz = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.db_path = self.directory / "world.db"
         self.documents = DocumentStore(self.db_path)
@@ -148,10 +172,13 @@ class SandboxWorld:
         *,
         seed: int = DEFAULT_SEED,
         orders: int = DEFAULT_HISTORY_ORDERS,
+        timezone: str | ZoneInfo | None = None,
     ) -> SandboxWorld:
         """The world in ``sandbox_dir`` (default $CT_PIPELINES_SANDBOX_DIR or $DAGSTER_HOME/sandbox),
         seeded on first use."""
-        world = cls(sandbox_dir if sandbox_dir is not None else default_sandbox_dir())
+        world = cls(
+            sandbox_dir if sandbox_dir is not None else default_sandbox_dir(), timezone=timezone
+        )
         world.seed(seed=seed, orders=orders)
         return world
 
@@ -216,7 +243,7 @@ class SandboxWorld:
                     SANDBOX_CLIENT_SECRET,
                     SANDBOX_PROJECT_KEY,
                 )
-                from ct_sandbox.commercetools_app import register_api_client
+                from ct_sandbox.commercetools import register_api_client
 
                 conn = db.connect(self.db_path)
                 with db.transaction(conn):
@@ -309,7 +336,7 @@ class SandboxWorld:
         times = [
             start + timedelta(minutes=m, seconds=rng.uniform(0, 59.999))
             for m in range(minutes)
-            if rng.random() < _orders_per_minute(start + timedelta(minutes=m))
+            if rng.random() < _orders_per_minute(start + timedelta(minutes=m), self.tz)
         ]
         if not times:
             return []
@@ -420,14 +447,12 @@ class SandboxWorld:
         pending, failed, ...). Without ``with_payments`` orders carry a paymentState but no
         Payment documents, which keeps 25,000 orders to a few seconds.
         """
-        from ct_pipelines.kernel.shop import SHOP
-
         if n <= 0:
             return []
         if day is not None:
-            begin = datetime.combine(day, time(0), tzinfo=SHOP.tz).astimezone(self.now().tzinfo)
+            begin = datetime.combine(day, time(0), tzinfo=self.tz).astimezone(self.now().tzinfo)
             span = (
-                datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHOP.tz) - begin
+                datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz) - begin
             ).total_seconds()
         else:
             span = 24 * 3600.0
@@ -702,7 +727,7 @@ class SandboxWorld:
         with self._lock:
             if self._ct_app is None:
                 from ct_sandbox import SANDBOX_PROJECT_KEY
-                from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+                from ct_sandbox.commercetools import CommercetoolsSandboxApp
 
                 self._ct_app = CommercetoolsSandboxApp(self.db_path, SANDBOX_PROJECT_KEY)
             return self._ct_app
@@ -946,10 +971,10 @@ class _Seeder:
     ) -> dict[str, Any]:
         rng = self.rng
         span = (self.now - self.start).total_seconds() - 120
-        times = []
+        times: list[datetime] = []
         while len(times) < self.orders:
             moment = self.start + timedelta(seconds=rng.uniform(0, span))
-            if rng.random() < _orders_per_minute(moment) / 0.25:
+            if rng.random() < _orders_per_minute(moment, self.world.tz) / 0.25:
                 times.append(moment)
         times.sort()
         picks = rng.sample(range(self.orders), 5)
@@ -1000,7 +1025,7 @@ class _Seeder:
             order = built[index].order
             at = _ts(moment)
             if what == "export":
-                draft = SalesOrderDraft.model_validate(sales_order_draft(order, item_numbers))
+                draft = SalesOrderBody.model_validate(sales_order_draft(order, item_numbers))
                 numbers[index], _ = write_sales_order(self.conn, draft, at)
                 order["syncInfo"].append(
                     {"channel": export_channel, "externalId": numbers[index], "syncedAt": at}

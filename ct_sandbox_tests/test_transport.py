@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+from ct_sandbox.commercetools import CommercetoolsSandboxApp
 from ct_sandbox.faults import FaultConfig, load_faults, request_log, save_faults
 from ct_sandbox.transport import sandbox_transport, start_server
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from ct_pipelines.kernel.shop import SHOP
 from ct_sandbox import DRIFT_KINDS, SandboxWorld
 from ct_sandbox import db as sandbox_db
 from ct_sandbox.seed import LOCATION_CHANNELS
@@ -68,7 +67,7 @@ def test_bulk_orders_on_a_day_are_valid(world: SandboxWorld) -> None:
     day = date(2026, 3, 29)  # the clocks go forward in the UK: a 23-hour day
     ids = world.bulk_orders(1500, day)
     assert len(ids) == len(set(ids)) == 1500
-    start = datetime.combine(day, datetime.min.time(), tzinfo=SHOP.tz)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=world.tz)
     window = (_ts(start), _ts(start + timedelta(days=1)))
     numbers = set()
     for order_id in ids[::50]:

@@ -31,7 +31,7 @@ from ct_sandbox import (
     SANDBOX_CT_URL,
     SANDBOX_PROJECT_KEY,
 )
-from ct_sandbox.commercetools_app import CommercetoolsSandboxApp
+from ct_sandbox.commercetools import CommercetoolsSandboxApp
 from ct_sandbox.documents import DocumentStore
 from ct_sandbox.faults import FaultConfig, RequestRecord, request_log, save_faults
 from ct_sandbox.transport import sandbox_transport
@@ -435,7 +435,7 @@ def test_expired_token_renewed_once_on_401(sandbox: Sandbox) -> None:
 
 def test_wrong_secret_is_an_auth_error_that_does_not_repeat_the_secret(sandbox: Sandbox) -> None:
     from ct_pipelines.commercetools import AuthError
-    from ct_sandbox.commercetools_app import register_api_client
+    from ct_sandbox.commercetools import register_api_client
 
     register_api_client(
         sandbox.db_path, SANDBOX_CLIENT_ID, "the-real-one", [f"manage_project:{PROJECT}"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ct_pipelines.commercetools import CommercetoolsClient
@@ -20,26 +19,14 @@ from ct_pipelines.defs.inventory.logic import (
     compute_targets,
     index_entries,
 )
+from ct_pipelines.defs.inventory.logic.rules import parse_rules
 from ct_pipelines.defs.inventory.logic.sync import analyse
 from ct_pipelines.defs.resources import sandbox_settings
 from ct_pipelines.erp.rest import RestErpClient
 from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
-from ct_sandbox.testing import add_scale_inventory, change_scale_stock
+from ct_sandbox.testing import CountingTransport, add_scale_inventory, change_scale_stock
 
 SKUS = 50_000
-
-
-class CountingTransport(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[tuple[str, str]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path))
-        return self.inner.handle_request(request)
-
-    def count(self, method: str, part: str) -> int:
-        return sum(1 for m, path in self.requests if m == method and part in path)
 
 
 @pytest.mark.slow
@@ -50,7 +37,7 @@ def test_50k_skus_by_4_channels_with_1_percent_changed_writes_exactly_the_change
     scale = add_scale_inventory(world, SKUS)
     changed = change_scale_stock(world, scale, 0.01)
     assert len(changed) == scale.entries // 100 == 2_000
-    rules = scale.rules()
+    rules = parse_rules(scale.rules_data, source="scale rules")
     all_entries = world.documents.count("inventory")
 
     transport = CountingTransport(world.commercetools_transport())

@@ -1,40 +1,14 @@
-"""Master-side edits and request counting against the sandbox world, for product-sync tests."""
+"""Master-side edits against the sandbox world, for product-sync tests.
+
+Requests are counted with ``ct_sandbox.testing.CountingTransport``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ct_sandbox import db
-
-
-class CountingTransport(httpx.BaseTransport):
-    """Passes requests through and remembers (method, path) of each."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[tuple[str, str]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path))
-        return self.inner.handle_request(request)
-
-    def product_writes(self) -> list[tuple[str, str]]:
-        """POSTs to /products (create) and /products/{id} (update); DELETEs of products."""
-        return [
-            (method, path)
-            for method, path in self.requests
-            if method in ("POST", "DELETE") and "/products" in path
-        ]
-
-    def product_updates(self) -> list[str]:
-        return [
-            path
-            for method, path in self.product_writes()
-            if method == "POST" and not path.endswith("/products")
-        ]
 
 
 def set_erp_price(sandbox: Path, sku: str, currency: str, amount_minor: int) -> None:

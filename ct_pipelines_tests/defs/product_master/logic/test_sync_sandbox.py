@@ -17,7 +17,6 @@ from ct_pipelines.defs.resources import sandbox_settings
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.store import IntegrationStore
 from ct_pipelines_tests.defs.product_master.logic.sandbox_helpers import (
-    CountingTransport,
     erp_skus_of_product,
     price_minor,
     product_by_sku,
@@ -26,6 +25,7 @@ from ct_pipelines_tests.defs.product_master.logic.sandbox_helpers import (
     variant,
 )
 from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+from ct_sandbox.testing import CountingTransport
 
 
 class Harness:

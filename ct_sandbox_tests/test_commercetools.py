@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ct_sandbox.commercetools_app import CommercetoolsSandboxApp, register_api_client
+from ct_sandbox.commercetools import CommercetoolsSandboxApp, register_api_client
 from ct_sandbox.documents import DocumentStore
 from ct_sandbox.faults import FaultConfig, request_counts, request_log, save_faults
 from ct_sandbox.transport import sandbox_transport
@@ -935,3 +935,135 @@ def test_concurrent_clients_with_conflict_retries(
     entry = store.get("inventory", "i1")
     assert entry is not None
     assert (entry["quantityOnStock"], entry["availableQuantity"], entry["version"]) == (60, 60, 61)
+
+
+# -- strict like the real API: product types, currencies, channel references ------------------
+
+_TEA_TYPE = {
+    "key": "tea",
+    "name": "Tea",
+    "description": "Loose and bagged tea",
+    "attributes": [
+        {"name": "size", "type": {"name": "text"}},
+        {
+            "name": "caffeine",
+            "type": {
+                "name": "enum",
+                "values": [{"key": "none", "label": "None"}, {"key": "high", "label": "High"}],
+            },
+        },
+        {
+            "name": "origins",
+            "type": {
+                "name": "set",
+                "elementType": {
+                    "name": "lenum",
+                    "values": [{"key": "in", "label": {"en-GB": "India"}}],
+                },
+            },
+        },
+    ],
+}
+
+
+def test_product_attributes_must_be_defined_by_the_product_type(client: httpx.Client) -> None:
+    created = client.post(api("product-types"), json=_TEA_TYPE)
+    assert created.status_code == 201
+    type_id = created.json()["id"]
+    draft = _product_draft("assam", "AS-1")
+    draft["masterVariant"]["attributes"] = [{"name": "strength", "value": "strong"}]
+    unknown = client.post(api("products"), json=draft)
+    assert unknown.status_code == 400
+    assert _error_code(unknown) == "AttributeNameDoesNotExist"
+    assert unknown.json()["errors"][0]["invalidAttributeName"] == "strength"
+
+    draft["masterVariant"]["attributes"] = [
+        {"name": "size", "value": "250g"},
+        {"name": "caffeine", "value": "high"},
+        {"name": "origins", "value": [{"key": "in", "label": {"en-GB": "India"}}]},
+    ]
+    product = client.post(api("products"), json=draft)
+    assert product.status_code == 201, product.text
+    assert product.json()["productType"] == {"typeId": "product-type", "id": type_id}
+
+    path = f"products/{product.json()['id']}"
+    missing = _update(client, path, 1, {"action": "setAttribute", "variantId": 1, "name": "x"})
+    assert _error_code(missing) == "AttributeNameDoesNotExist"
+    added = _update(
+        client, path, 1, {"action": "addVariant", "sku": "AS-2", "attributes": [{"name": "y"}]}
+    )
+    assert _error_code(added) == "AttributeNameDoesNotExist"
+
+
+def test_enum_attribute_values_must_be_values_of_the_product_type(client: httpx.Client) -> None:
+    assert client.post(api("product-types"), json=_TEA_TYPE).status_code == 201
+    draft = _product_draft("darjeeling", "DJ-1")
+    draft["masterVariant"]["attributes"] = [{"name": "caffeine", "value": "medium"}]
+    bad = client.post(api("products"), json=draft)
+    assert bad.status_code == 400
+    error = bad.json()["errors"][0]
+    assert (error["code"], error["field"], error["invalidValue"]) == (
+        "InvalidField",
+        "caffeine",
+        "medium",
+    )
+    assert error["allowedValues"] == ["none", "high"]
+    draft["masterVariant"]["attributes"] = [{"name": "origins", "value": ["cn"]}]
+    assert _error_code(client.post(api("products"), json=draft)) == "InvalidField"
+
+    draft["masterVariant"]["attributes"] = []
+    product = client.post(api("products"), json=draft).json()
+    path = f"products/{product['id']}"
+    wrong = _update(
+        client,
+        path,
+        1,
+        {"action": "setAttributeInAllVariants", "name": "caffeine", "value": {"key": "medium"}},
+    )
+    assert _error_code(wrong) == "InvalidField"
+    right = _update(
+        client,
+        path,
+        1,
+        {"action": "setAttributeInAllVariants", "name": "caffeine", "value": "none"},
+    )
+    assert right.status_code == 200
+
+
+def test_prices_only_in_the_projects_currencies(client: httpx.Client) -> None:
+    draft = _product_draft("sencha", "SE-1")
+    draft["masterVariant"]["prices"] = [{"value": {"currencyCode": "USD", "centAmount": 500}}]
+    bad = client.post(api("products"), json=draft)
+    assert bad.status_code == 400
+    error = bad.json()["errors"][0]
+    assert (error["code"], error["field"], error["invalidValue"]) == (
+        "InvalidField",
+        "currencyCode",
+        "USD",
+    )
+    draft["masterVariant"]["prices"] = [{"value": {"currencyCode": "EUR", "centAmount": 500}}]
+    product = client.post(api("products"), json=draft)
+    assert product.status_code == 201
+    price = {"value": {"currencyCode": "JPY", "centAmount": 500}}
+    added = _update(
+        client,
+        f"products/{product.json()['id']}",
+        1,
+        {"action": "addPrice", "variantId": 1, "price": price},
+    )
+    assert _error_code(added) == "InvalidField"
+
+
+def test_a_missing_channel_in_a_price_is_a_referenced_resource_not_found(
+    client: httpx.Client,
+) -> None:
+    draft = _product_draft("oolong", "OO-1")
+    draft["masterVariant"]["prices"][0]["channel"] = {"typeId": "channel", "key": "nowhere"}
+    missing = client.post(api("products"), json=draft)
+    assert missing.status_code == 400
+    error = missing.json()["errors"][0]
+    assert (error["code"], error["typeId"], error["key"]) == (
+        "ReferencedResourceNotFound",
+        "channel",
+        "nowhere",
+    )
