@@ -6,6 +6,7 @@ ct-pipelines exceptions retry ID... | --flow F ... [--all] [--actor NAME]
 ct-pipelines exceptions resolve ID... | --flow F ... --note "what was done" [--actor NAME]
 ct-pipelines exceptions patterns [--days 14]
 ct-pipelines trace ORDER_NUMBER [--json]
+ct-pipelines preflight [--create-missing] [--json]
 ct-pipelines sandbox serve|advance|status
 """
 
@@ -237,6 +238,35 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- preflight ---------------------------------------------------------------------------------
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from ct_pipelines.defs.operations.logic.preflight import blockers, table
+    from ct_pipelines.defs.operations.preflight import run_preflight
+    from ct_pipelines.defs.resources import ConfigurationError, build_resources
+
+    try:
+        resources = build_resources()
+    except ConfigurationError as exc:
+        print(f"ct-pipelines preflight: {exc}", file=sys.stderr)
+        return 2
+    commercetools, erp = resources["commercetools"], resources["erp"]
+    findings = run_preflight(
+        commercetools,  # type: ignore[arg-type]
+        erp,  # type: ignore[arg-type]
+        resources["product_catalog"],  # type: ignore[arg-type]
+        create_missing=args.create_missing,
+        export_channel_key=args.export_channel,
+    )
+    if args.json:
+        print(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        print(f"preflight: {commercetools.describe()}; {erp.describe()}")  # type: ignore[attr-defined]
+        print(table(findings))
+    return 1 if blockers(findings) else 0
+
+
 def _add_filters(parser: argparse.ArgumentParser, *, ids: bool = True) -> None:
     if ids:
         parser.add_argument("ids", nargs="*", type=int, help="exception ids")
@@ -309,6 +339,22 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("order", help="order number (or commercetools order id)")
     trace.add_argument("--json", action="store_true")
     trace.set_defaults(func=_trace)
+
+    preflight = commands.add_parser(
+        "preflight",
+        help="check the configured project and ERP before going live (read-only)",
+        description="Checks credentials and scopes, the export channel, supply channels, tax "
+        "categories, product types, currencies and countries, custom line slugs and the ERP. "
+        "Exits 1 on a blocker.",
+    )
+    preflight.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create the export channel (role OrderExport) when it is missing",
+    )
+    preflight.add_argument("--export-channel", help="export channel key (default erp-order-export)")
+    preflight.add_argument("--json", action="store_true")
+    preflight.set_defaults(func=_preflight)
     return parser
 
 

@@ -163,6 +163,8 @@ class CommercetoolsClient:
         )
 
     def _url(self, path: str) -> str:
+        if not path.strip("/"):
+            return self.settings.project_url  # GET /{projectKey}: the project itself
         return f"{self.settings.project_url}/{path.lstrip('/')}"
 
     def _send(
@@ -235,6 +237,15 @@ class CommercetoolsClient:
             return self.get(path, params)
         except NotFoundError:
             return None
+
+    def get_project(self) -> dict[str, Any]:
+        """``GET /{projectKey}``: currencies, countries, languages of the project."""
+        return self.get("")
+
+    def token_scope(self) -> list[str]:
+        """The scopes the token was granted (the token response's ``scope``), fetching one."""
+        self._auth.token()
+        return self._auth.granted_scopes()
 
     def post(
         self, path: str, json: Any, params: Mapping[str, Any] | Params | None = None
