@@ -83,6 +83,12 @@ def external_document_number(order: Any, max_length: int = ERP_DOCUMENT_NUMBER_L
     return order.id if len(order.id) <= max_length else order.id.replace("-", "")
 
 
+def id_document_numbers(order_id: str) -> tuple[str, ...]:
+    """Every document number an order may have had before its ``orderNumber``: its id, with and
+    without hyphens (which one depends on the ERP's length limit at the time)."""
+    return tuple(dict.fromkeys((order_id, order_id.replace("-", ""))))
+
+
 def order_id_from_document_number(document: str) -> str | None:
     """The commercetools order id behind a document number made from an id, else None."""
     if _UUID_HEX.match(document):
