@@ -25,6 +25,7 @@ from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
 from ct_pipelines.defs.order_to_cash.logic.write_back import WriteBackMode, write_back
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 from ct_pipelines.erp.port import SalesOrderDraft
+from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import SnapshotNotFound
 
@@ -274,7 +275,11 @@ def erp_sales_orders(
             "failures": dg.MetadataValue.md(
                 pd.DataFrame(
                     [
-                        {"order": r.key, "category": r.category, "reason": r.reason}
+                        {
+                            "order": scrub(r.key, limit=80),
+                            "category": r.category,
+                            "reason": scrub(r.reason, limit=300),
+                        }
                         for r in failures[:50]
                     ]
                 ).to_markdown(index=False)
@@ -346,5 +351,7 @@ def _write_back(
                     f"{type(exc).__name__}: {exc}",
                     payload_ref=f"order:{row.order_id}@v{row.order_version}",
                 )
-                context.log.warning("write-back failed for %s: %s", key, type(exc).__name__)
+                context.log.warning(
+                    "write-back failed for %s: %s", scrub(key, limit=80), type(exc).__name__
+                )
     return marked, failed

@@ -34,6 +34,7 @@ import queue
 import random
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -352,7 +353,11 @@ class OrderExporter:
             return ExportResult(item.key, "failed_transient", reason="export stopped")
         except Exception as exc:
             # A bug or an answer nobody foresaw in one order must not sink the batch.
-            logger.exception("unexpected error exporting order %s", scrub(item.key))
+            logger.warning(
+                "unexpected error exporting order %s: %s",
+                scrub(item.key),
+                scrub(traceback.format_exc()),
+            )
             return self._park(
                 item,
                 "unexpected_error",
