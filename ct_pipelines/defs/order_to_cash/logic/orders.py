@@ -78,7 +78,7 @@ def external_document_number(order: Any, max_length: int = ERP_DOCUMENT_NUMBER_L
     An id is a UUID of 36 characters, one more than many ERPs take (35), so when it does not fit
     it travels without its hyphens: still the id, and ``order_id_from_document_number`` restores it.
     """
-    if order.order_number:
+    if order.order_number and str(order.order_number).strip():
         return str(order.order_number)
     return order.id if len(order.id) <= max_length else order.id.replace("-", "")
 
