@@ -374,6 +374,27 @@ class ExportLedger:
                     found.setdefault(by_stored[row.entity_id], (row.entity_key, row.external_ref))
         return found
 
+    def keys_by_entity_id(self, flow: str, entity_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Entity id -> every key this flow ever claimed for it (any status).
+
+        Claims are written before any ERP write, so an order the ERP may hold under another
+        document number always has a row here under that number.
+        """
+        by_stored = {safe_key(entity_id): entity_id for entity_id in entity_ids}
+        wanted = sorted(by_stored)
+        found: dict[str, set[str]] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(wanted), KEY_CHUNK_SIZE):
+                rows = conn.execute(
+                    sa.select(export_ledger.c.entity_id, export_ledger.c.entity_key).where(
+                        export_ledger.c.flow == flow,
+                        export_ledger.c.entity_id.in_(wanted[start : start + KEY_CHUNK_SIZE]),
+                    )
+                )
+                for row in rows:
+                    found.setdefault(by_stored[row.entity_id], set()).add(row.entity_key)
+        return found
+
     def _get(
         self, conn: Connection, flow: str, entity_key: str, *, for_update: bool = False
     ) -> LedgerEntry:

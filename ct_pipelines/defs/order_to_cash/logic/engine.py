@@ -253,6 +253,7 @@ class OrderExporter:
         self._open_exceptions: set[str] = set()
         self._ledger: _LedgerWriter | None = None
         self._abort: ErpAuthError | None = None
+        self._other_keys: dict[str, list[str]] = {}
 
     def export(self, items: Sequence[ExportItem]) -> ExportReport:
         """Export ``items`` (already in the order they were placed); returns one result each."""
@@ -288,6 +289,13 @@ class OrderExporter:
             mark_exported_many(self._store, FLOW, [(i.key, doc) for i, doc in aliases])
         if not queue_:
             return report
+        # Orders the ledger knows under another document number (claimed before any write, so
+        # the ERP may hold them under it): those are looked up by that number too.
+        lookup = getattr(getattr(self._store, "ledger", None), "keys_by_entity_id", None)
+        known = lookup(FLOW, [i.order_id for i in queue_]) if lookup is not None else {}
+        self._other_keys = {
+            i.order_id: sorted(known.get(i.order_id, set()) - {safe_key(i.key)}) for i in queue_
+        }
         # Claimed before any write, in one go: the ledger knows what this run is about to send.
         claim_many(
             self._store,
@@ -367,12 +375,17 @@ class OrderExporter:
             )
 
     def _find_existing(self, item: ExportItem) -> ErpSalesOrder | None:
-        """The ERP's document for this order: by its document number, else by its id-derived
-        numbers (it was sent before it had an orderNumber and the ledger did not record it)."""
+        """The ERP's document for this order: by its document number, else by the other numbers
+        the ledger claimed for it (sent before it had an orderNumber, the export not recorded)."""
         existing = self._port.find_sales_order(item.key)
         if existing is not None:
             return existing
-        for other in id_document_numbers(item.order_id):
+        # Only orders the ledger claimed under another number cost a second lookup; then the
+        # id-derived numbers are tried as well (the one the ERP limit chose may have changed).
+        others = self._other_keys.get(item.order_id, [])
+        if others:
+            others = list(dict.fromkeys([*others, *id_document_numbers(item.order_id)]))
+        for other in others:
             if other != item.key:
                 found = self._port.find_sales_order(other)
                 if found is not None and found.source_order_id == item.order_id:
