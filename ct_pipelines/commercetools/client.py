@@ -43,6 +43,7 @@ from ct_pipelines.commercetools.models import (
     TaxCategory,
 )
 from ct_pipelines.commercetools.settings import CommercetoolsSettings
+from ct_pipelines.kernel.scrub import scrub, scrub_value
 from ct_pipelines.lib.retry import (
     DEFAULT_RETRY_POLICY,
     RetryEvent,
@@ -221,6 +222,9 @@ class CommercetoolsClient:
         for secret in secrets:
             error.message = error.message.replace(secret, "***")
             error.errors = [_scrub(e, secret) for e in error.errors]
+        # Then the one scrubber: configured secrets, quoted Authorization headers, tokens.
+        error.message = scrub(error.message, secrets)
+        error.errors = scrub_value(error.errors, secrets)
         error.args = (str(error),)
         return error
 
