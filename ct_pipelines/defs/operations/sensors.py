@@ -148,18 +148,23 @@ def run_failure_alerts(
         return dg.SkipReason(NOT_CONFIGURED)
     failures = []
     for event in context.get_step_failure_events():
-        error = getattr(event.event_specific_data, "error", None)
+        error = event.step_failure_data.error
         # Dagster wraps the op's own exception; the cause is what people need to see.
-        while getattr(error, "cause", None) is not None and getattr(error, "cls_name", "") in (
-            "DagsterExecutionStepExecutionError",
-            "DagsterUserCodeExecutionError",
+        while (
+            error is not None
+            and error.cause is not None
+            and error.cls_name
+            in (
+                "DagsterExecutionStepExecutionError",
+                "DagsterUserCodeExecutionError",
+            )
         ):
             error = error.cause
         failures.append(
             StepFailure(
                 step=event.step_key or "?",
-                error_type=getattr(error, "cls_name", None),
-                message=getattr(error, "message", None),
+                error_type=error.cls_name if error is not None else None,
+                message=error.message if error is not None else None,
             )
         )
     run = context.dagster_run
