@@ -270,7 +270,7 @@ def _parse_error(response: httpx.Response) -> tuple[str | None, str, list[dict[s
         return None, response.reason_phrase or f"HTTP {response.status_code}", []
     if not isinstance(body, dict):
         return None, f"HTTP {response.status_code}", []
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    errors: list[dict[str, Any]] = body["errors"] if isinstance(body.get("errors"), list) else []
     message = str(body.get("message") or response.reason_phrase or f"HTTP {response.status_code}")
     code = body.get("code")
     return (str(code) if code else None), message, errors
