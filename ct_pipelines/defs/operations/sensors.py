@@ -27,6 +27,8 @@ _PER_RUN = RetryTarget("", per_order_day=False, behaviour="")
 # A freshly started alert sensor looks back this far, not over the whole history.
 INITIAL_LOOKBACK = timedelta(hours=1)
 EVALUATIONS_PER_TICK = 500
+# The exception classes Dagster wraps an op's own exception in.
+_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
 NOT_CONFIGURED = (
     "no alert destination configured: set CT_PIPELINES_ALERT_WEBHOOK_URL and/or "
     "CT_PIPELINES_SLACK_TOKEN"
@@ -150,15 +152,7 @@ def run_failure_alerts(
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
         # Dagster wraps the op's own exception; the cause is what people need to see.
-        while (
-            error is not None
-            and error.cause is not None
-            and error.cls_name
-            in (
-                "DagsterExecutionStepExecutionError",
-                "DagsterUserCodeExecutionError",
-            )
-        ):
+        while error is not None and error.cause is not None and error.cls_name in _WRAPPERS:
             error = error.cause
         failures.append(
             StepFailure(
