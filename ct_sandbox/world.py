@@ -221,11 +221,10 @@ class SandboxWorld:
         found: list[dict[str, Any]] = []
         long_id = cases.get("order_with_long_order_number")
         if long_id:
-            order = self.documents.get("orders", long_id) or {}
             found.append(
                 {
                     "kind": "long_order_number",
-                    "subjects": [order.get("orderNumber") or LONG_ORDER_NUMBER, long_id],
+                    "subjects": _order_subjects(self, long_id),
                     "what": f"a paid marketplace order whose {len(LONG_ORDER_NUMBER)}-character "
                     "order number does not fit the ERP's 35-character document number",
                 }
@@ -242,7 +241,8 @@ class SandboxWorld:
             found.append(
                 {
                     "kind": "order_without_taxed_price",
-                    "subjects": [cases["order_without_taxed_price"]],
+                    # The checks name an order by its number, the exception queue by its id.
+                    "subjects": _order_subjects(self, cases["order_without_taxed_price"]),
                     "what": "a paid order with tax calculation disabled (no taxedPrice)",
                 }
             )
@@ -926,6 +926,12 @@ def _pick_location(
     return None
 
 
+def _order_subjects(world: SandboxWorld, order_id: str) -> list[str]:
+    """How the checks may name a seeded order: its number (when it has one), then its id."""
+    number = (world.documents.get("orders", order_id) or {}).get("orderNumber")
+    return [number, order_id] if number else [order_id]
+
+
 class _Seeder:
     """Builds the whole shop in one transaction."""
 
@@ -1038,13 +1044,27 @@ class _Seeder:
     ) -> dict[str, Any]:
         rng = self.rng
         span = (self.now - self.start).total_seconds() - 120
+        # The history hangs off the clock (the last days up to now) and the shop's hourly rate
+        # decides how many draws it takes, so the times have a stream of their own: the orders'
+        # contents and the planted findings below then do not depend on the hour of seeding.
+        clock_rng = random.Random(f"{self.seed}/times")
         times: list[datetime] = []
         while len(times) < self.orders:
-            moment = self.start + timedelta(seconds=rng.uniform(0, span))
-            if rng.random() < _orders_per_minute(moment, self.world.tz) / 0.25:
+            moment = self.start + timedelta(seconds=clock_rng.uniform(0, span))
+            if clock_rng.random() < _orders_per_minute(moment, self.world.tz) / 0.25:
                 times.append(moment)
         times.sort()
-        picks = rng.sample(range(self.orders), 5)
+        # The planted orders are among those the demo reads (its window is the last ``days`` shop
+        # days, today included, so the first, partial day of the history is outside it) and old
+        # enough for the checks to report them, whatever the time of seeding.
+        tz = self.world.tz
+        first_day = self.now.astimezone(tz).date() - timedelta(days=self.days - 1)
+        window_start = datetime.combine(first_day, time(0), tzinfo=tz)
+        readable = [
+            i for i, t in enumerate(times) if window_start <= t < self.now - timedelta(hours=3)
+        ]
+        pool = readable if len(readable) >= 5 else list(range(self.orders))
+        picks = random.Random(f"{self.seed}/planted").sample(pool, 5)
         without_number, tax_disabled, long_number = set(picks[:3]), picks[3], picks[4]
         if not self.planted:
             without_number, tax_disabled, long_number = set(), -1, -1
