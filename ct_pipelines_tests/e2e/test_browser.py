@@ -1,8 +1,11 @@
 """The Dagster UI in a real browser (Debian's chromium, driven by Playwright) after a demo run.
 
 `dagster dev` is started on a free local port against a fresh DAGSTER_HOME that `make demo`'s
-code filled; readiness is polled through GraphQL. Screenshots go to artifacts/screenshots/
-(git-ignored). Under CI=true a missing chromium fails the test; locally it skips.
+code filled; readiness is polled through GraphQL. The pages come from pytest-playwright's
+``page`` fixture (a fresh context per test), launched on Debian's chromium. Screenshots go to
+artifacts/screenshots/ (git-ignored). Under CI=true a missing chromium fails the test; locally
+it skips. To work on the selectors against a running `make dev` (after `make demo`), set
+CT_PIPELINES_E2E_URL=http://127.0.0.1:3000: the test then starts nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,6 +41,7 @@ CHROMIUM_ARGS = [
 ]
 READY_SECONDS = 600  # generous: CI shares two cores
 UI_TIMEOUT_MS = 120_000
+E2E_URL_ENV = "CT_PIPELINES_E2E_URL"
 LOCATION_STATUS = """query { workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
@@ -46,10 +52,6 @@ def _require_browser() -> None:
     missing = []
     if not CHROMIUM.exists():
         missing.append(f"{CHROMIUM} (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install -r requirements.txt)")
     if missing:
         reason = "browser test needs " + " and ".join(missing)
         if os.environ.get("CI") == "true":
@@ -100,6 +102,10 @@ def _wait_until_loaded(base: str, process: subprocess.Popen[bytes], log: Path) -
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _require_browser()
+    running = os.environ.get(E2E_URL_ENV)
+    if running:
+        yield running.rstrip("/")
+        return
     home = tmp_path_factory.mktemp("ui_home")
     shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CTP_", "CT_PIPELINES_"))}
@@ -138,77 +144,110 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def page(webserver: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+# pytest-playwright's fixtures, pointed at Debian's chromium and the webserver above.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **browser_type_launch_args,
+        "executable_path": str(CHROMIUM),
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
 
+
+@pytest.fixture
+def browser_context_args(browser_context_args: dict[str, Any], webserver: str) -> dict[str, Any]:
+    return {
+        **browser_context_args,
+        "base_url": webserver,
+        "viewport": {"width": 1600, "height": 1000},
+    }
+
+
+@pytest.fixture
+def ui(page: Page) -> Page:
+    """The plugin's page with generous timeouts; Dagster's "join the community" dialog (shown
+    on a fresh instance whenever it likes) is skipped whenever it gets in the way."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(base_url=webserver, viewport={"width": 1600, "height": 1000})
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        page = context.new_page()
-        # Dagster's "join the community" dialog shows on a fresh instance whenever it likes.
-        skip = page.get_by_role("button", name="Skip")
-        page.add_locator_handler(skip, lambda locator: locator.click())
-        try:
-            yield page
-        finally:
-            browser.close()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.set_default_navigation_timeout(UI_TIMEOUT_MS)
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    page.add_locator_handler(
+        page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click()
+    )
+    return page
 
 
-def _shot(page: object, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+def _shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_global_lineage_shows_the_systems_and_the_edges_between_flows(page: object) -> None:
-    from playwright.sync_api import Page, expect
+def _demo_days() -> tuple[str, str]:
+    from ct_pipelines.demo import _partition_range
 
-    assert isinstance(page, Page)
-    page.goto("/asset-groups")
-    for group in ("commercetools", "erp", "order_to_cash", "finance"):
-        expect(page.get_by_text(group, exact=True).first).to_be_visible()
-    _shot(page, "global-lineage")
+    return _partition_range(3)
+
+
+def test_global_lineage_shows_the_systems_and_the_edges_between_flows(ui: Page) -> None:
+    ui.goto("/asset-groups")
+    tree = ui.get_by_role("navigation").or_(ui.locator("body"))
+    for group in ("commercetools", "erp", "order_to_cash", "finance", "inventory"):
+        expect(tree.get_by_text(group, exact=True).first).to_be_visible()
+    # The groups are drawn as nodes with edges between them (one graph, not islands).
+    expect(ui.locator("svg path").first).to_be_attached()
+    _shot(ui, "global-lineage")
     # ERP sales orders: written by order_to_cash, reconciled by finance.
-    page.goto("/assets/erp/sales_orders?view=lineage")
+    ui.goto("/assets/erp/sales_orders?view=lineage")
     for name in ("erp_sales_orders", "finance_reconciliation"):
-        expect(page.get_by_text(name, exact=True).first).to_be_visible()
-    _shot(page, "erp-sales-orders-lineage")
+        expect(ui.get_by_text(name, exact=True).first).to_be_visible()
+    _shot(ui, "erp-sales-orders-lineage")
+    # The flow's asset page names the systems it reads from.
+    ui.goto("/assets/order_batches")
+    expect(ui.get_by_role("link", name="commercetools / orders").first).to_be_visible()
+    expect(ui.get_by_role("link", name="erp_sales_orders").first).to_be_visible()
 
 
-def test_an_order_batches_partition_shows_rows_columns_and_a_plot(page: object) -> None:
-    from playwright.sync_api import Page, expect
-
-    assert isinstance(page, Page)
-    page.goto("/assets/order_batches?view=partitions")
-    expect(page.get_by_text("Row count").first).to_be_visible()
-    expect(page.get_by_text("external_document_number").first).to_be_visible()
-    _shot(page, "order-batches-partition")
-    page.goto("/assets/order_batches?view=plots")
-    expect(page.locator("canvas").first).to_be_visible()
-    _shot(page, "order-batches-plots")
-
-
-def test_the_checks_tab_shows_the_planted_finding(page: object) -> None:
-    from playwright.sync_api import Page, expect
-
-    assert isinstance(page, Page)
-    page.goto("/assets/erp_sales_orders?view=checks")
-    expect(page.get_by_text("orphaned_orders").first).to_be_visible()
-    page.get_by_text("orphaned_orders").first.click()
-    expect(page.get_by_text("MARKETPLACE-AMAZON-UK-206-4837261-5519034").first).to_be_visible()
-    _shot(page, "erp-sales-orders-checks")
+def test_an_order_batches_partition_shows_rows_columns_and_a_plot(ui: Page) -> None:
+    _, day = _demo_days()
+    ui.goto(f"/assets/order_batches?view=partitions&partition={day}")
+    expect(ui.get_by_text("dagster/row_count", exact=True).first).to_be_visible()
+    expect(ui.get_by_text("eligible_orders", exact=True).first).to_be_visible()
+    ui.get_by_text("[Show Table Schema]").first.click()
+    schema = ui.get_by_role("dialog").filter(has_text="external_document_number")
+    expect(schema.get_by_text("external_document_number").first).to_be_visible()
+    _shot(ui, "order-batches-partition-schema")
+    ui.keyboard.press("Escape")
+    expect(schema).to_have_count(0)
+    _shot(ui, "order-batches-partition")
+    # Numeric metadata over the materializations, as plots.
+    ui.goto("/assets/order_batches?view=overview")
+    ui.get_by_role("button", name="Plots").first.click()
+    plot = ui.locator("canvas, svg.recharts-surface")
+    expect(plot.first).to_be_visible()
+    _shot(ui, "order-batches-plots")
 
 
-def test_the_backfill_dialog_opens_for_a_range_of_days(page: object) -> None:
-    from playwright.sync_api import Page, expect
+def test_the_checks_tab_shows_the_planted_finding(ui: Page) -> None:
+    ui.goto("/assets/erp_sales_orders?view=checks")
+    ui.get_by_text("orphaned_orders", exact=True).first.click()
+    expect(ui.get_by_text("Failed").first).to_be_visible()
+    expect(ui.get_by_role("cell", name="orphaned_orders", exact=True)).to_be_visible()
+    ui.get_by_text("[Show Markdown]").first.click()
+    table = ui.get_by_role("dialog").filter(has_text="external_document_number")
+    expect(table.get_by_text("MARKETPLACE-AMAZON-UK-206-4837261-5519034").first).to_be_visible()
+    _shot(ui, "erp-sales-orders-checks")
 
-    assert isinstance(page, Page)
-    page.goto("/assets/order_batches")
-    page.get_by_role("button", name="Materialize").first.click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.first).to_be_visible()
-    expect(dialog.get_by_text("backfill", exact=False).first).to_be_visible()
-    _shot(page, "order-batches-backfill-dialog")
+
+def test_the_backfill_dialog_opens_for_a_range_of_days(ui: Page) -> None:
+    first, last = _demo_days()
+    ui.goto("/assets/order_batches")
+    ui.get_by_role("button", name="Materialize…").first.click()
+    dialog = ui.get_by_role("dialog").filter(has_text="Launch runs to materialize order_batches")
+    expect(dialog).to_be_visible()
+    # The partition selection accepts a range; three days are three partitions.
+    selection = dialog.get_by_role("textbox").first
+    selection.fill(f"[{first}...{last}]")
+    selection.press("Enter")
+    expect(dialog.get_by_text("3 partitions", exact=False).first).to_be_visible()
+    expect(dialog.get_by_role("button", name="Launch backfill")).to_be_enabled()
+    _shot(ui, "order-batches-backfill-dialog")
