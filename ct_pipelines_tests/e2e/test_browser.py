@@ -72,7 +72,8 @@ def _graphql(base: str, query: str) -> dict[str, object]:
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
 
 
 def _wait_until_loaded(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
