@@ -32,8 +32,10 @@ $(CTMOCK_STAMP): $(CTMOCK_DIR)/package.json $(CTMOCK_DIR)/package-lock.json
 
 install: $(STAMP) $(CTMOCK_STAMP)
 
+# `make demo DEMO_ARGS=--clean`: a sandbox without planted findings, every check green.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(PY) -m ct_pipelines.demo
+	$(PY) -m ct_pipelines.demo $(DEMO_ARGS)
 
 dev: $(STAMP)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -4,16 +4,45 @@ Every asset and asset check of the code location runs: the daily-partitioned one
 finance) over the last week in one single-run backfill, then the rest (product master, inventory,
 dispatch, operations). Runs are recorded in the Dagster instance at $DAGSTER_HOME, so `make dev`
 shows them afterwards.
+
+The sandbox is seeded with findings planted on purpose (a marketplace order number too long for
+the ERP, orders without a number, an order without tax, discontinued SKUs): the summary names
+each one, with the order or SKU, and the checks that report it, and says what such a finding
+would mean in production. A check that fails on something that was not planted fails the demo.
+``--clean`` (``make demo DEMO_ARGS=--clean``) seeds the same shop without them, and every check
+must pass.
 """
 
+import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import dagster as dg
 
 DEMO_DAYS = 7
+CLEAN_ENV = "CT_PIPELINES_SANDBOX_CLEAN"
+
+# What a planted finding would mean in a production shop, and what to do about it.
+IN_PRODUCTION: dict[str, str] = {
+    "long_order_number": "a paid order that never reaches the ERP, so it is neither fulfilled "
+    "nor in the books: map marketplace numbers to a shorter document number (or widen the ERP "
+    "field), then retry it from the exception queue",
+    "orders_without_order_number": "orders from a channel that sets no orderNumber: the ERP "
+    "and the reports know them only by their commercetools id; make every channel set one",
+    "order_without_taxed_price": "an order whose tax commercetools never calculated: its VAT "
+    "cannot be booked as charged until someone decides it",
+    "blocked_skus": "items the ERP has discontinued but the shop still lists: they can be sold "
+    "and not fulfilled; unpublish them in commercetools or re-activate them in the ERP",
+}
+CHECK_IN_PRODUCTION: dict[str, str] = {
+    "orphaned_orders": "an order eligible for the ERP for over 30 minutes is not there",
+    "finance_zero_variance": "commercetools and the ERP disagree on a day's money, so the books "
+    "would close wrong",
+    "finance_days_posted": "a shop day's journals are missing from the ERP's ledger",
+}
 
 
 def _partition_range(days: int) -> tuple[str, str]:
@@ -28,22 +57,92 @@ def _quiet() -> dict[str, Any]:
     return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _check_rows(results: list[dg.ExecuteInProcessResult]) -> list[tuple[str, str, bool, str]]:
+@dataclass(frozen=True)
+class CheckRow:
+    asset: str
+    name: str
+    passed: bool
+    severity: str
+    # The evaluation's metadata as text, to find the planted orders and SKUs it names.
+    text: str = field(repr=False)
+
+
+def _check_rows(results: list[dg.ExecuteInProcessResult]) -> list[CheckRow]:
     rows = []
     for result in results:
         for evaluation in result.get_asset_check_evaluations():
+            text = " ".join(str(getattr(v, "value", v)) for v in evaluation.metadata.values())
             rows.append(
-                (
+                CheckRow(
                     evaluation.asset_key.to_user_string(),
                     evaluation.check_name,
                     evaluation.passed,
                     evaluation.severity.value,
+                    text,
                 )
             )
-    return sorted(rows)
+    return sorted(rows, key=lambda r: (r.asset, r.name))
 
 
-def run_demo(out: TextIO = sys.stdout) -> int:
+def explain(
+    checks: list[CheckRow], planted: list[dict[str, Any]]
+) -> tuple[list[tuple[CheckRow, list[dict[str, Any]]]], list[CheckRow]]:
+    """Each check not passing with the planted findings it names, and those that name none."""
+    explained, unexplained = [], []
+    for row in checks:
+        if row.passed:
+            continue
+        causes = [p for p in planted if any(str(s) in row.text for s in p["subjects"])]
+        if causes:
+            explained.append((row, causes))
+        else:
+            unexplained.append(row)
+    return explained, unexplained
+
+
+def _print_findings(
+    out: TextIO, checks: list[CheckRow], planted: list[dict[str, Any]], clean: bool
+) -> int:
+    explained, unexplained = explain(checks, planted)
+    failing = [row for row in checks if not row.passed]
+    print(
+        f"  asset checks run                     : {len(checks):>7}  ({len(failing)} not passing)",
+        file=out,
+    )
+    if clean:
+        print("  planted findings                     : none (--clean)", file=out)
+    else:
+        print("", file=out)
+        print("Planted in the sandbox on purpose, and what reports them", file=out)
+        for finding in planted:
+            named_by = [f"{row.asset}.{row.name}" for row, causes in explained if finding in causes]
+            subjects = ", ".join(str(s) for s in finding["subjects"][:3])
+            print(f"  - {finding['what']}: {subjects}", file=out)
+            print(
+                "      shown by: " + (", ".join(named_by) if named_by else "no failing check"),
+                file=out,
+            )
+            print(f"      in production: {IN_PRODUCTION.get(finding['kind'], '-')}", file=out)
+    for row, causes in explained:
+        meaning = CHECK_IN_PRODUCTION.get(row.name, "")
+        print(
+            f"    {row.severity:<5} {row.asset}.{row.name}: planted "
+            f"({', '.join(c['kind'] for c in causes)})"
+            + (f"; in production, {meaning}" if meaning else ""),
+            file=out,
+        )
+    for row in unexplained:
+        print(
+            f"    {row.severity:<5} {row.asset}.{row.name}: NOT PLANTED - a real problem to look into",
+            file=out,
+        )
+        print(f"          its metadata: {' '.join(row.text.split())[:400]}", file=out)
+    if not failing:
+        print("  every check passed", file=out)
+    return 1 if unexplained else 0
+
+
+def run_demo(out: TextIO = sys.stdout, *, clean: bool = False) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set; run `make demo`, which sets it.", file=out)
         return 2
@@ -51,6 +150,8 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     os.environ["CT_PIPELINES_MODE"] = "sandbox"
     for name in ("CT_PIPELINES_COMMERCETOOLS", "CT_PIPELINES_ERP"):
         os.environ.pop(name, None)
+    # Read by the sandbox when it seeds a new world.
+    os.environ[CLEAN_ENV] = "1" if clean else "0"
 
     from ct_pipelines.definitions import defs
     from ct_pipelines.defs.resources import IntegrationStoreResource, sandbox_dir, sandbox_world
@@ -58,15 +159,28 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     home = sandbox_dir()
     print(f"ct_pipelines demo: sandbox world in {home}", file=out)
     world = sandbox_world(home)
+    if world.planted == clean:
+        has = "planted findings" if world.planted else "no planted findings (--clean)"
+        print(
+            f"The sandbox in {home} was seeded with {has}; "
+            f"{'--clean' if clean else 'a demo with planted findings'} needs a fresh DAGSTER_HOME "
+            "(or `make clean-home`).",
+            file=out,
+        )
+        return 2
     # An hour of simulated trade, so there is something new since the last demo.
     traded = world.advance(minutes=60)
 
     loaded = defs()
     definitions = loaded if isinstance(loaded, dg.Definitions) else loaded()
-    # Every asset of the code location is an @asset (no specs or source assets to skip).
-    assets = [a for a in definitions.assets or [] if isinstance(a, dg.AssetsDefinition)]
-    daily = [a for a in assets if getattr(a, "partitions_def", None) is not None]
-    plain = [a for a in assets if getattr(a, "partitions_def", None) is None]
+    # The systems (plain asset specs) are in the lineage, not materialised.
+    assets = [
+        a
+        for a in definitions.assets or []
+        if isinstance(a, dg.AssetsDefinition) and a.is_executable
+    ]
+    daily = [a for a in assets if a.partitions_def is not None]
+    plain = [a for a in assets if a.partitions_def is None]
     instance = dg.DagsterInstance.get()
     start, end = _partition_range(DEMO_DAYS)
 
@@ -138,18 +252,14 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     )
     print(f"  orders in the ERP per the ledger     : {exported:>7}", file=out)
     print(f"  open exceptions                      : {len(open_exceptions):>7}", file=out)
-    failed = [row for row in checks_run if not row[2]]
-    print(
-        f"  asset checks run                     : {len(checks_run):>7}  ({len(failed)} not passing)",
-        file=out,
-    )
-    for asset, name, _passed, severity in failed:
-        print(f"    {severity:<5} {asset}.{name}", file=out)
+    status = _print_findings(out, checks_run, world.planted_findings(), clean)
     print(
         f"  Dagster runs: {', '.join(r.run_id[:8] for r in results)} (see them with `make dev`)",
         file=out,
     )
-    return 0
+    if status:
+        print("demo FAILED: a check failed on something the sandbox did not plant", file=out)
+    return status
 
 
 def _keys_between(start: str, end: str) -> list[str]:
@@ -158,8 +268,16 @@ def _keys_between(start: str, end: str) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def main() -> None:
-    sys.exit(run_demo())
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ct_pipelines.demo", description=__doc__)
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="a sandbox without planted findings: every check must pass (needs a fresh "
+        "DAGSTER_HOME)",
+    )
+    args = parser.parse_args(argv)
+    sys.exit(run_demo(clean=args.clean))
 
 
 if __name__ == "__main__":

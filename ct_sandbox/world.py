@@ -65,6 +65,8 @@ from ct_sandbox.seed import (
 )
 
 SHOP_TIMEZONE_ENV = "CT_PIPELINES_SHOP_TIMEZONE"
+# "1": seed a world without the planted findings below (the demo's --clean).
+CLEAN_ENV = "CT_PIPELINES_SANDBOX_CLEAN"
 DEFAULT_SHOP_TIMEZONE = "Europe/London"
 DEFAULT_SEED = 1847
 DEFAULT_HISTORY_DAYS = 7
@@ -174,13 +176,14 @@ class SandboxWorld:
         seed: int = DEFAULT_SEED,
         orders: int = DEFAULT_HISTORY_ORDERS,
         timezone: str | ZoneInfo | None = None,
+        planted: bool | None = None,
     ) -> SandboxWorld:
         """The world in ``sandbox_dir`` (default $CT_PIPELINES_SANDBOX_DIR or $DAGSTER_HOME/sandbox),
-        seeded on first use."""
+        seeded on first use; ``planted`` as in :meth:`seed`."""
         world = cls(
             sandbox_dir if sandbox_dir is not None else default_sandbox_dir(), timezone=timezone
         )
-        world.seed(seed=seed, orders=orders)
+        world.seed(seed=seed, orders=orders, planted=planted)
         return world
 
     def close(self) -> None:
@@ -202,6 +205,56 @@ class SandboxWorld:
     @property
     def seed_value(self) -> int:
         return int(self._meta("world_seed") or DEFAULT_SEED)
+
+    @property
+    def planted(self) -> bool:
+        """Whether the seed planted its findings (worlds seeded before the flag existed did)."""
+        return self._meta("world_planted") != "0"
+
+    def planted_findings(self) -> list[dict[str, Any]]:
+        """What the seed planted for the checks to find: kind, the orders or SKUs, and why.
+
+        Each entry has ``kind``, ``subjects`` (order numbers, order ids or SKUs, as the checks
+        name them) and ``what``. Empty for a world seeded with ``planted=False``.
+        """
+        cases = self.edge_cases()
+        found: list[dict[str, Any]] = []
+        long_id = cases.get("order_with_long_order_number")
+        if long_id:
+            found.append(
+                {
+                    "kind": "long_order_number",
+                    "subjects": _order_subjects(self, long_id),
+                    "what": f"a paid marketplace order whose {len(LONG_ORDER_NUMBER)}-character "
+                    "order number does not fit the ERP's 35-character document number",
+                }
+            )
+        if cases.get("orders_without_order_number"):
+            found.append(
+                {
+                    "kind": "orders_without_order_number",
+                    "subjects": list(cases["orders_without_order_number"]),
+                    "what": "orders placed without an order number (referred to by their id)",
+                }
+            )
+        if cases.get("order_without_taxed_price"):
+            found.append(
+                {
+                    "kind": "order_without_taxed_price",
+                    # The checks name an order by its number, the exception queue by its id.
+                    "subjects": _order_subjects(self, cases["order_without_taxed_price"]),
+                    "what": "a paid order with tax calculation disabled (no taxedPrice)",
+                }
+            )
+        if cases.get("blocked_skus"):
+            found.append(
+                {
+                    "kind": "blocked_skus",
+                    "subjects": list(cases["blocked_skus"]),
+                    "what": "discontinued items: blocked in the ERP, still listed in commercetools",
+                }
+            )
+        return found
 
     def edge_cases(self) -> dict[str, Any]:
         """Seeded orders that are unusual on purpose (no orderNumber, no taxedPrice, ...)."""
@@ -235,8 +288,15 @@ class SandboxWorld:
         seed: int = DEFAULT_SEED,
         orders: int = DEFAULT_HISTORY_ORDERS,
         days: int = DEFAULT_HISTORY_DAYS,
+        planted: bool | None = None,
     ) -> dict[str, Any]:
-        """Seed the shop once; later calls (any process) leave the world as it is."""
+        """Seed the shop once; later calls (any process) leave the world as it is.
+
+        ``planted`` (default: unless $CT_PIPELINES_SANDBOX_CLEAN is "1") plants the findings of
+        :meth:`planted_findings`; without them the world is the same shop, every check green.
+        """
+        if planted is None:
+            planted = os.environ.get(CLEAN_ENV) != "1"
         with self._exclusive():
             if not self.is_seeded:
                 from ct_sandbox import (
@@ -248,7 +308,7 @@ class SandboxWorld:
 
                 conn = db.connect(self.db_path)
                 with db.transaction(conn):
-                    _Seeder(self, seed, orders, days).run()
+                    _Seeder(self, seed, orders, days, planted=planted).run()
                     register_api_client(
                         self.db_path,
                         SANDBOX_CLIENT_ID,
@@ -866,11 +926,20 @@ def _pick_location(
     return None
 
 
+def _order_subjects(world: SandboxWorld, order_id: str) -> list[str]:
+    """How the checks may name a seeded order: its number (when it has one), then its id."""
+    number = (world.documents.get("orders", order_id) or {}).get("orderNumber")
+    return [number, order_id] if number else [order_id]
+
+
 class _Seeder:
     """Builds the whole shop in one transaction."""
 
-    def __init__(self, world: SandboxWorld, seed: int, orders: int, days: int) -> None:
+    def __init__(
+        self, world: SandboxWorld, seed: int, orders: int, days: int, *, planted: bool = True
+    ) -> None:
         self.world = world
+        self.planted = planted
         self.seed = seed
         self.orders = orders
         self.days = days
@@ -898,6 +967,8 @@ class _Seeder:
         all_skus = sorted(v.sku for spec in catalogue for v in spec.variants)
         # Two discontinued items: blocked in the ERP, still listed in commercetools.
         blocked = set(rng.sample(all_skus, 2))
+        if not self.planted:
+            blocked = set()  # drawn all the same, so a clean world is the same shop otherwise
         items, prices, item_numbers = erp_item_rows(catalogue, catalogue_at, blocked)
         conn = self.conn
         conn.executemany(
@@ -973,14 +1044,30 @@ class _Seeder:
     ) -> dict[str, Any]:
         rng = self.rng
         span = (self.now - self.start).total_seconds() - 120
+        # The history hangs off the clock (the last days up to now) and the shop's hourly rate
+        # decides how many draws it takes, so the times have a stream of their own: the orders'
+        # contents and the planted findings below then do not depend on the hour of seeding.
+        clock_rng = random.Random(f"{self.seed}/times")
         times: list[datetime] = []
         while len(times) < self.orders:
-            moment = self.start + timedelta(seconds=rng.uniform(0, span))
-            if rng.random() < _orders_per_minute(moment, self.world.tz) / 0.25:
+            moment = self.start + timedelta(seconds=clock_rng.uniform(0, span))
+            if clock_rng.random() < _orders_per_minute(moment, self.world.tz) / 0.25:
                 times.append(moment)
         times.sort()
-        picks = rng.sample(range(self.orders), 5)
+        # The planted orders are among those the demo reads (its window is the last ``days`` shop
+        # days, today included, so the first, partial day of the history is outside it) and old
+        # enough for the checks to report them, whatever the time of seeding.
+        tz = self.world.tz
+        first_day = self.now.astimezone(tz).date() - timedelta(days=self.days - 1)
+        window_start = datetime.combine(first_day, time(0), tzinfo=tz)
+        readable = [
+            i for i, t in enumerate(times) if window_start <= t < self.now - timedelta(hours=3)
+        ]
+        pool = readable if len(readable) >= 5 else list(range(self.orders))
+        picks = random.Random(f"{self.seed}/planted").sample(pool, 5)
         without_number, tax_disabled, long_number = set(picks[:3]), picks[3], picks[4]
+        if not self.planted:
+            without_number, tax_disabled, long_number = set(), -1, -1
         built = []
         for index, moment in enumerate(times):
             number: str | None = f"{ORDER_NUMBER_PREFIX}{100001 + index}"
@@ -1066,10 +1153,11 @@ class _Seeder:
         self.store.insert_many("payments", [p for b in built for p in b.payments])
         self.store.insert_many("orders", [b.order for b in built])
         order_ids = [b.order["id"] for b in built]
+        self.world._set_meta("world_planted", "1" if self.planted else "0")
         return {
             "orders_without_order_number": sorted(order_ids[i] for i in without_number),
-            "order_without_taxed_price": order_ids[tax_disabled],
-            "order_with_long_order_number": order_ids[long_number],
+            "order_without_taxed_price": order_ids[tax_disabled] if tax_disabled >= 0 else None,
+            "order_with_long_order_number": order_ids[long_number] if long_number >= 0 else None,
             "blocked_skus": sorted(
                 sku for (sku,) in self.conn.execute("SELECT sku FROM erp_items WHERE active = 0")
             ),

@@ -147,7 +147,7 @@ def test_payments_cover_every_state_the_flows_meet(
     world: SandboxWorld, orders: list[dict[str, Any]]
 ) -> None:
     payments = {p["id"]: p for p in world.documents.iter_all("payments")}
-    shapes = Counter()
+    shapes: Counter[tuple[tuple[str, str], ...]] = Counter()
     for order in orders:
         refs = order["paymentInfo"]["payments"]
         assert all(ref["id"] in payments for ref in refs)
@@ -265,3 +265,35 @@ def test_opening_again_reuses_the_world(world: SandboxWorld) -> None:
     again = SandboxWorld.open(world.directory)
     assert again.status()["seeded_at"] == before["seeded_at"]
     assert again.status()["commercetools"] == before["commercetools"]
+
+
+@pytest.mark.parametrize("hour", [0, 1, 9, 23])
+def test_the_planted_orders_are_in_the_demo_window_whatever_the_hour_of_seeding(
+    hour: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history is laid out back from the clock; the planted orders still land in the last
+    seven shop days (the demo's window) and are old enough to be reported."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Europe/London")
+    now = datetime(2026, 3, 10, hour, 20, tzinfo=tz).astimezone(UTC)
+    monkeypatch.setattr(sandbox_db, "sandbox_now", lambda path: now)
+    world = SandboxWorld.open(tmp_path / "sandbox", orders=60, timezone=tz, planted=True)
+    try:
+        edge = world.edge_cases()
+        planted = [
+            edge["order_with_long_order_number"],
+            edge["order_without_taxed_price"],
+            *edge["orders_without_order_number"],
+        ]
+        window_start = datetime(2026, 3, 4, tzinfo=tz)
+        for order_id in planted:
+            order = world.documents.get("orders", order_id)
+            assert order is not None
+            created = datetime.fromisoformat(order["createdAt"])
+            assert window_start <= created < now - timedelta(hours=3), (order_id, created)
+        numbers = [f["subjects"][0] for f in world.planted_findings()[:3:2]]
+        assert numbers[0].startswith("MARKETPLACE-") and numbers[1].startswith("UK-")
+    finally:
+        world.close()

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from ct_pipelines.defs import systems
 from ct_pipelines.defs.dispatch.logic.engine import FLOW, Dispatcher
 from ct_pipelines.defs.dispatch.logic.shipments import (
     SHIPMENT_COLUMNS,
@@ -47,6 +48,8 @@ class ErpShipmentsConfig(dg.Config):
     kinds={"python"},
     description="Shipments the ERP/WMS reported since the last run (order, lines, carrier, "
     "tracking), stored per day received; the ERP cursor moves only once they are stored.",
+    deps=[systems.ERP_SHIPMENTS],
+    owners=[systems.WAREHOUSE],
 )
 def erp_shipments(
     context: dg.AssetExecutionContext,
@@ -112,6 +115,7 @@ class DispatchConfig(dg.Config):
     description="Each ERP shipment recorded once on its commercetools order: a delivery with "
     "tracked parcels and shipmentState Shipped or Partial. Failures go to the exception queue "
     "and are retried by later runs.",
+    owners=[systems.WAREHOUSE],
 )
 def commercetools_deliveries(
     context: dg.AssetExecutionContext,

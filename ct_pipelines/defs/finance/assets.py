@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ct_pipelines.commercetools.models import Order, Payment
+from ct_pipelines.defs import systems
 from ct_pipelines.defs.finance.logic.checks import reconciliation_metadata
 from ct_pipelines.defs.finance.logic.days import (
     erp_order_dates,
@@ -56,6 +57,7 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     period_closes,
     read_frame,
 )
+from ct_pipelines.defs.freshness import FINANCE_NIGHTLY
 from ct_pipelines.defs.metadata import markdown_table, with_tables
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
@@ -114,6 +116,9 @@ def _require(store: Any, name: str, key: str) -> pd.DataFrame:
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="Each shop day's commercetools orders with their net, tax per rate, gross and "
     "shipping, in minor units, and whether they belong in the ERP.",
+    deps=[systems.COMMERCETOOLS_ORDERS],
+    owners=[systems.FINANCE],
+    freshness_policy=FINANCE_NIGHTLY,
 )
 def finance_order_totals(
     context: dg.AssetExecutionContext,
@@ -184,6 +189,9 @@ def finance_order_totals(
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="Each shop day's payment transactions (charges, refunds, chargebacks) by "
     "currency, payment provider and method, with the order behind each.",
+    deps=[systems.COMMERCETOOLS_PAYMENTS],
+    owners=[systems.FINANCE],
+    freshness_policy=FINANCE_NIGHTLY,
 )
 def finance_payment_transactions(
     context: dg.AssetExecutionContext,
@@ -251,6 +259,8 @@ def finance_payment_transactions(
     pool="erp_writes",
     description="One balanced journal per shop day and currency, posted to the ERP once "
     "(batch id fin-<day>-<currency>); days already posted are left alone.",
+    owners=[systems.FINANCE],
+    freshness_policy=FINANCE_NIGHTLY,
 )
 def finance_journal_batches(
     context: dg.AssetExecutionContext,
@@ -299,7 +309,13 @@ def finance_journal_batches(
 @dg.asset(
     group_name=FLOW,
     kinds={"python"},
-    deps=[finance_journal_batches],
+    deps=[
+        finance_journal_batches,
+        systems.ERP_SALES_ORDERS,
+        systems.ERP_JOURNALS,
+    ],
+    owners=[systems.FINANCE],
+    freshness_policy=FINANCE_NIGHTLY,
     partitions_def=order_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="commercetools against the ERP per shop day and currency: order count, net, "
@@ -364,6 +380,8 @@ def finance_reconciliation(
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="Week-to-date and month-to-date roll-up of the reconciliation as of each shop "
     "day: the month's last day is what finance closes on.",
+    owners=[systems.FINANCE],
+    freshness_policy=FINANCE_NIGHTLY,
 )
 def finance_period_close(
     context: dg.AssetExecutionContext, store: IntegrationStoreResource

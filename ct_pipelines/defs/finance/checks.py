@@ -3,6 +3,7 @@
 Numeric metadata on every evaluation lets the UI plot variance over time.
 """
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -11,6 +12,7 @@ from ct_pipelines.defs.finance import assets as finance_assets
 from ct_pipelines.defs.finance.logic.checks import (
     closed_days,
     posting_gaps,
+    posting_window,
     stored_frames,
     variance_verdict,
 )
@@ -57,19 +59,25 @@ def finance_zero_variance(
 
 @dg.asset_check(
     asset=finance_assets.finance_journal_batches,
-    description="Every completed shop day of the look-back window was built and its journals "
-    "are in the ERP.",
+    description="Every completed shop day of the look-back window, from the first day built (or "
+    "CT_PIPELINES_ORDERS_START_DATE when set), was built and its journals are in the ERP.",
 )
 def finance_days_posted(
     config: PostingCheckConfig, erp: ErpResource, store: IntegrationStoreResource
 ) -> dg.AssetCheckResult:
-    days = closed_days(config.lookback_days)
+    integration_store = store.get_store()
+    days, counted_from = posting_window(
+        integration_store,
+        closed_days(config.lookback_days),
+        os.environ.get("CT_PIPELINES_ORDERS_START_DATE") or None,
+    )
     with erp.open_port() as port:
-        gaps = posting_gaps(store.get_store(), port, days)
+        gaps = posting_gaps(integration_store, port, days)
     return dg.AssetCheckResult(
         passed=gaps.empty,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
+            "counted_from": counted_from or "no day built yet",
             "days_checked": len(days),
             "days_not_posted": int(gaps["day"].nunique()),
             "batches_not_posted": int(gaps["batch_id"].notna().sum()),

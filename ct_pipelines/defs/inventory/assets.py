@@ -17,6 +17,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from ct_pipelines.defs import systems
+from ct_pipelines.defs.freshness import INVENTORY_CADENCE
 from ct_pipelines.defs.inventory import checks
 from ct_pipelines.defs.inventory.logic.diff import index_entries
 from ct_pipelines.defs.inventory.logic.frames import (
@@ -98,6 +100,9 @@ class InventorySyncConfig(dg.Config):
         "write, a plan that zeroes or removes too much of a channel or whose ERP feed does not "
         "match the shop's SKUs; never creates an entry for a SKU no product has."
     ),
+    deps=[systems.ERP_STOCK],
+    owners=[systems.WAREHOUSE],
+    freshness_policy=INVENTORY_CADENCE,
 )
 def inventory_sync(
     context: dg.AssetExecutionContext,
@@ -264,12 +269,14 @@ def inventory_sync(
 @dg.asset(
     group_name=FLOW,
     kinds={"commercetools", "python"},
-    deps=[inventory_sync],
+    deps=[inventory_sync, systems.ERP_STOCK, systems.COMMERCETOOLS_INVENTORY],
     check_specs=checks.SNAPSHOT_CHECK_SPECS,
     description=(
         "Stock per SKU in the ERP/WMS (by location) and in commercetools (by supply channel), "
         "kept with its time so drift can be followed."
     ),
+    owners=[systems.WAREHOUSE],
+    freshness_policy=INVENTORY_CADENCE,
 )
 def inventory_snapshots(
     context: dg.AssetExecutionContext,

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from ct_pipelines.defs import systems
 from ct_pipelines.defs.metadata import frame_metadata
 from ct_pipelines.defs.operations.instance_reads import (
     NOT_FLOWS,
@@ -29,11 +30,26 @@ class FailurePatternsConfig(dg.Config):
     min_failures: int = 3
 
 
+# What the overview and the patterns summarise: each flow's writes and the assets its checks judge.
+SUMMARISED = [
+    "order_batches",
+    "erp_sales_orders",
+    "inventory_sync",
+    "inventory_snapshots",
+    "commercetools_products",
+    "commercetools_deliveries",
+    "finance_journal_batches",
+    "finance_reconciliation",
+]
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"python"},
     description="Exceptions and failed checks grouped by flow, category, SKU, channel, hour of "
     "the day and day, ranked by how far each stands out from an even spread, with 7-day trends.",
+    deps=SUMMARISED,
+    owners=[systems.ECOMMERCE_OPS],
 )
 def failure_patterns(
     context: dg.AssetExecutionContext,
@@ -108,6 +124,8 @@ class IntegrationHealthConfig(dg.Config):
     kinds={"python"},
     description="One overview of every flow: last success, backlog, open exceptions by age, "
     "failing checks with their drift counts and failed runs, with a status per flow.",
+    deps=SUMMARISED,
+    owners=[systems.ECOMMERCE_OPS],
 )
 def integration_health(
     context: dg.AssetExecutionContext,

@@ -36,10 +36,14 @@ def repository_of(context: dg.AssetExecutionContext) -> dg.RepositoryDefinition:
 
 
 def flows_by_asset(asset_graph: AssetGraph) -> dict[dg.AssetKey, str]:
-    """Asset key -> flow (its asset group), for every asset in the code location."""
+    """Asset key -> flow (its asset group), for every asset the code location materialises.
+
+    The external systems (defs/systems.py, grouped by system) are in the graph but in no flow.
+    """
     return {
         key: asset_graph.get(key).group_name or "default"
         for key in asset_graph.get_all_asset_keys()
+        if asset_graph.get(key).is_materializable
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ct_pipelines.defs import systems
 from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.batch import (
@@ -83,6 +84,8 @@ class OrderToCashConfig(OrderRulesConfig):
     partitions_def=order_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="Each shop day's commercetools orders as the ERP will receive them.",
+    deps=[systems.COMMERCETOOLS_ORDERS, systems.ERP_ITEMS],
+    owners=[systems.ECOMMERCE_OPS],
 )
 def order_batches(
     context: dg.AssetExecutionContext,
@@ -181,6 +184,7 @@ class ErpExportConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="erp_writes",
     description="Eligible orders created in the ERP exactly once, and marked in commercetools.",
+    owners=[systems.ECOMMERCE_OPS],
 )
 def erp_sales_orders(
     context: dg.AssetExecutionContext,

@@ -11,6 +11,7 @@ from typing import Literal
 
 import dagster as dg
 
+from ct_pipelines.defs import systems
 from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.product_master.logic.frames import (
     PRODUCT_MASTER_COLUMNS,
@@ -34,7 +35,12 @@ MASTER_RULE_CHECK = "mastered_fields_in_step"
 PREVIEW_CHANGES = 25
 
 
-@dg.asset(group_name=FLOW, kinds={"python"})
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[systems.ERP_ITEMS],
+    owners=[systems.MERCHANDISING],
+)
 def product_master(
     context: dg.AssetExecutionContext, erp: ErpResource, store: IntegrationStoreResource
 ) -> dg.MaterializeResult:
@@ -96,6 +102,7 @@ class ProductSyncConfig(dg.Config):
     deps=[product_master],
     pool="commercetools_writes",
     check_specs=[dg.AssetCheckSpec(MASTER_RULE_CHECK, asset="commercetools_products")],
+    owners=[systems.MERCHANDISING],
 )
 def commercetools_products(
     context: dg.AssetExecutionContext,

@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pytest
 
 from ct_pipelines.defs.finance.schedules import finance_nightly, finance_nightly_job
 from ct_pipelines_tests.defs.finance.helpers import check_result, metadata, run_finance
@@ -42,12 +43,13 @@ def test_days_posted_names_days_never_built_and_journals_gone_from_the_erp(
     sandbox_dir: Path,
 ) -> None:
     world = world_for(sandbox_dir)
-    built = [past_day(world, n) for n in (1, 2)]
+    # Days 3 and 1 before today are built, day 2 is not; day 4 is before the first day built.
+    built = [past_day(world, n) for n in (1, 3)]
     for day in built:
         world.bulk_orders(2, day=day, payment_kind="paid", with_payments=True)
         run_finance(day)
     posted = run_finance(
-        built[0], with_checks=True, checks={"finance_days_posted": {"lookback_days": 2}}
+        built[0], with_checks=True, checks={"finance_days_posted": {"lookback_days": 1}}
     )
     assert check_result(posted, "finance_days_posted").passed
 
@@ -55,14 +57,36 @@ def test_days_posted_names_days_never_built_and_journals_gone_from_the_erp(
     with db.transaction(conn):
         conn.execute("DELETE FROM erp_journal_batches WHERE batch_id = ?", (f"fin-{built[1]}-GBP",))
     result = run_finance(
-        built[0], with_checks=True, checks={"finance_days_posted": {"lookback_days": 3}}
+        built[0], with_checks=True, checks={"finance_days_posted": {"lookback_days": 4}}
     )
     check = check_result(result, "finance_days_posted")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["counted_from"].value == str(built[1])
+    assert check.metadata["days_checked"].value == 3
     assert check.metadata["days_not_posted"].value == 2
     gaps = check.metadata["gaps"].value
     assert f"fin-{built[1]}-GBP" in gaps and "not in the ERP" in gaps
-    assert str(past_day(world, 3)) in gaps and "never built" in gaps
+    assert str(past_day(world, 2)) in gaps and "never built" in gaps
+    # Before the first day built is not a gap: nothing was meant to be built then.
+    assert str(past_day(world, 4)) not in gaps
+
+
+def test_days_posted_counts_from_the_configured_start_when_one_is_set(
+    sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = world_for(sandbox_dir)
+    built = past_day(world, 1)
+    world.bulk_orders(2, day=built, payment_kind="paid", with_payments=True)
+    run_finance(built)
+    monkeypatch.setenv("CT_PIPELINES_ORDERS_START_DATE", str(past_day(world, 3)))
+    result = run_finance(
+        built, with_checks=True, checks={"finance_days_posted": {"lookback_days": 5}}
+    )
+    check = check_result(result, "finance_days_posted")
+    assert not check.passed
+    assert check.metadata["counted_from"].value == str(past_day(world, 3))
+    assert check.metadata["days_not_posted"].value == 2  # days 3 and 2 before today
+    assert str(past_day(world, 4)) not in check.metadata["gaps"].value
 
 
 def test_a_day_not_over_is_built_but_not_posted(sandbox_dir: Path) -> None:

@@ -69,6 +69,26 @@ def variance_verdict(
     return over.empty, metadata
 
 
+def posting_window(
+    store: Any, days: list[date], configured_start: str | None
+) -> tuple[list[date], str | None]:
+    """The days of ``days`` a posting gap can be on, and the first of them.
+
+    From the configured start (CT_PIPELINES_ORDERS_START_DATE) when one is set; otherwise from
+    the first day ever built: the days before a deployment's first run were never meant to be
+    built, and counting them would fail the check on every fresh install.
+    """
+    if configured_start:
+        first: str | None = configured_start
+    else:
+        built = [i.partition_key for i in store.list_snapshots(JOURNALS) if i.partition_key]
+        first = min(built) if built else None
+    if first is None:
+        return [], None
+    start = date.fromisoformat(first)
+    return [d for d in days if d >= start], first
+
+
 def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
     """Days whose journals are not all in the ERP: never built, not posted, or gone."""
     rows = []
