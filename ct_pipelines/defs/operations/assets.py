@@ -92,6 +92,17 @@ def failure_patterns(
     return dg.MaterializeResult(metadata=metadata)
 
 
+HEALTH_COLUMN_DESCRIPTIONS = {
+    "flow": "asset group",
+    "status": "ok, attention, action needed or never run (see docs/runbook.md)",
+    "last_success": "the flow's latest successful materialisation, as read at run time",
+    "hours_since_success": "how old that success was when this asset ran",
+    "open_exceptions": "open and retrying exceptions of the flow",
+    "oldest_open_hours": "age of the flow's oldest unresolved exception",
+    "failing_checks": "checks whose latest evaluation failed",
+}
+
+
 class IntegrationHealthConfig(dg.Config):
     # Hours without a success before a flow counts as late (its cadence plus slack).
     expected_every_hours: dict[str, float] = {
@@ -146,9 +157,16 @@ def integration_health(
         now=now,
     )
     statuses = report.flows.set_index("flow")["status"].to_dict()
+    ages = [c.at for c in checks if c.at is not None]
     return dg.MaterializeResult(
         metadata={
+            **frame_metadata(report.flows, descriptions=HEALTH_COLUMN_DESCRIPTIONS),
             "overview": dg.MetadataValue.md(report.markdown()),
+            "read_at": dg.MetadataValue.timestamp(now),
+            "oldest_check_result_hours": round((now - min(ages)).total_seconds() / 3600, 1)
+            if ages
+            else 0.0,
+            "flows_never_run": sum(1 for s in statuses.values() if s == "never run"),
             "flows_needing_action": sum(1 for s in statuses.values() if s == "action needed"),
             "flows_needing_attention": sum(1 for s in statuses.values() if s == "attention"),
             "open_exceptions": int(report.flows["open_exceptions"].sum()),
