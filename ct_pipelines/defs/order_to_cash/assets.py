@@ -38,6 +38,7 @@ from ct_pipelines.defs.order_to_cash.logic.write_back import (
 )
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step, step_progress
 from ct_pipelines.kernel.shop import SHOP
 
 ORDER_BATCH_COLUMNS = {
@@ -175,6 +176,9 @@ class ErpExportConfig(dg.Config):
     write_back: str = "sync_info"  # sync_info | custom_field | none
     write_back_field: str = "erpSalesOrderNumber"
     export_channel_key: str = "erp-order-export"
+    # A progress line in the run's event log every this many orders, and at least this often.
+    progress_every_orders: int = 500
+    progress_every_seconds: float = 30.0
 
 
 @dg.asset(
@@ -207,8 +211,20 @@ def erp_sales_orders(
         max_attempts=config.max_attempts,
     )
     started = datetime.now(UTC)
-    with erp.open_port() as port:
-        report = OrderExporter(port, integration_store, settings).export(items)
+    progress = step_progress(
+        context,
+        "erp_sales_orders export",
+        len(items),
+        unit="orders",
+        every=config.progress_every_orders,
+        every_seconds=config.progress_every_seconds,
+    )
+
+    def told(result: ExportResult) -> None:
+        progress.advance(parked=int(result.outcome.startswith("failed")))
+
+    with event_log_for_step(context), erp.open_port() as port:
+        report = OrderExporter(port, integration_store, settings, progress=told).export(items)
     seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
     counts = report.counts
 

@@ -214,7 +214,10 @@ class OrderExporter:
         *,
         sleep: Callable[[float], None] = time.sleep,
         actor: str = "order_to_cash",
+        progress: Callable[[ExportResult], None] | None = None,
     ) -> None:
+        # ``progress`` is called once per order as its result is known (from worker threads).
+        self._progress = progress
         self._port = port
         self._store = store
         self._settings = settings
@@ -233,9 +236,9 @@ class OrderExporter:
         queue_: list[ExportItem] = []
         for item in items:
             if item.key in done:
-                report.results.append(ExportResult(item.key, "already_exported"))
+                report.results.append(self._told(ExportResult(item.key, "already_exported")))
             elif item.draft is None:
-                report.results.append(self._park_unmappable(item))
+                report.results.append(self._told(self._park_unmappable(item)))
             else:
                 queue_.append(item)
         if not queue_:
@@ -260,13 +263,20 @@ class OrderExporter:
             with ThreadPoolExecutor(
                 max_workers=max(1, self._settings.workers), thread_name_prefix="erp-export"
             ) as pool:
-                report.results.extend(pool.map(self._export_one, queue_))
+                report.results.extend(
+                    pool.map(lambda item: self._told(self._export_one(item)), queue_)
+                )
         finally:
             self._ledger.close()
         for result in report.results:
             if result.outcome in ("exported", "recovered") and result.key in self._open_exceptions:
                 self._store.close_on_success(FLOW, result.key, self._actor)
         return report
+
+    def _told(self, result: ExportResult) -> ExportResult:
+        if self._progress is not None:
+            self._progress(result)
+        return result
 
     def _park_unmappable(self, item: ExportItem) -> ExportResult:
         category = item.error_category or "validation"
