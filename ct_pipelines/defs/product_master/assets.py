@@ -28,6 +28,7 @@ from ct_pipelines.defs.resources import (
     ErpResource,
     IntegrationStoreResource,
 )
+from ct_pipelines.defs.step_log import event_log_for_step, step_progress
 
 SYNC_SNAPSHOT = "product_sync"
 MASTER_RULE_CHECK = "mastered_fields_in_step"
@@ -114,7 +115,8 @@ def commercetools_products(
         master = build_catalog(port.iter_items(), product_catalog.rules())
     integration_store = store.get_store()
     policy = config.policy(product_catalog.product_type_key)
-    with commercetools.open_client() as client:
+    progress = step_progress(context, "commercetools_products sync", 0, unit="products", every=200)
+    with event_log_for_step(context), commercetools.open_client() as client:
         run = sync_products(
             client,
             integration_store,
@@ -123,6 +125,7 @@ def commercetools_products(
             dry_run=config.dry_run,
             taken_at=taken_at,
             max_failures=config.max_failures,
+            progress=progress,
         )
     plan, result = run.plan, run.result
     frame = product_sync_frame(plan, result)
