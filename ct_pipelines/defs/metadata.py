@@ -1,12 +1,13 @@
 """Asset metadata the Dagster UI understands: row count, column schema, previews and tables."""
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.kernel.money import display_amounts
+from ct_pipelines.kernel.money import CURRENCY_FRACTION_DIGITS, display_amounts, display_money
 
 _DTYPES = {
     "i": "integer",
@@ -125,3 +126,31 @@ def results_metadata(
 def money_text(amounts: Mapping[str, int]) -> str:
     """Amounts in minor units by currency, as people read them (``GBP 12,702.82``)."""
     return display_amounts(amounts)
+
+
+_MINOR_KEY = re.compile(r"^(?P<name>.+)_minor_(?P<currency>[A-Z]{3})$")
+RUNBOOK = "docs/runbook.md"
+
+
+def with_money_text(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Beside every ``<name>_minor_<CUR>`` integer, ``<name>_<CUR>`` as people read it
+    (``variance_abs_minor_GBP: 27370`` gains ``variance_abs_GBP: "GBP 273.70"``)."""
+    out = dict(metadata)
+    for key, value in metadata.items():
+        match = _MINOR_KEY.match(key)
+        raw = getattr(value, "value", value)
+        if (
+            match
+            and isinstance(raw, int)
+            and not isinstance(raw, bool)
+            and match["currency"] in CURRENCY_FRACTION_DIGITS
+        ):
+            out.setdefault(
+                f"{match['name']}_{match['currency']}", display_money(raw, match["currency"])
+            )
+    return out
+
+
+def runbook_hint(check: str) -> str:
+    """Where a failing check's operator finds what to do."""
+    return f"What to do: {RUNBOOK}, section `{check}`."

@@ -72,7 +72,7 @@ class InventorySyncConfig(dg.Config):
     group_name=FLOW,
     kinds={"commercetools", "python"},
     pool="commercetools_writes",
-    check_specs=[dg.AssetCheckSpec(checks.SYNC_FAILURES, asset="inventory_sync")],
+    check_specs=[checks.SYNC_FAILURES_SPEC],
     description=(
         "Sets commercetools stock per SKU and supply channel to the ERP/WMS target "
         "(available minus buffer), writing only the entries that differ."

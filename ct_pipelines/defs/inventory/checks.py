@@ -25,6 +25,11 @@ UNMAPPED = "inventory_unmapped"
 NEGATIVE = "inventory_negative_stock"
 STALENESS = "inventory_snapshot_staleness"
 SYNC_FAILURES = "inventory_sync_failures"
+SYNC_FAILURES_SPEC = dg.AssetCheckSpec(
+    SYNC_FAILURES,
+    asset="inventory_sync",
+    description="Stock writes commercetools refused or that could not be sent in this sync.",
+)
 #: drift above this share of compared entries is an error, below it a warning (in flight)
 DRIFT_ERROR_RATIO = 0.01
 

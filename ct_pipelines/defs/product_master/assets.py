@@ -32,6 +32,12 @@ from ct_pipelines.defs.step_log import event_log_for_step, step_progress
 
 SYNC_SNAPSHOT = "product_sync"
 MASTER_RULE_CHECK = "mastered_fields_in_step"
+MASTER_RULE_SPEC = dg.AssetCheckSpec(
+    MASTER_RULE_CHECK,
+    asset="commercetools_products",
+    description="Fields the master owns are the same in commercetools (edits there were "
+    "reverted, not left as reported) and every product synced.",
+)
 PREVIEW_CHANGES = 25
 
 
@@ -93,7 +99,7 @@ class ProductSyncConfig(dg.Config):
     kinds={"commercetools", "python"},
     deps=[product_master],
     pool="commercetools_writes",
-    check_specs=[dg.AssetCheckSpec(MASTER_RULE_CHECK, asset="commercetools_products")],
+    check_specs=[MASTER_RULE_SPEC],
 )
 def commercetools_products(
     context: dg.AssetExecutionContext,
