@@ -3,8 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
-from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.metadata import column_schema, frame_metadata, money_text
 from ct_pipelines.defs.operations.instance_reads import (
     NOT_FLOWS,
     check_evaluations,
@@ -16,7 +17,10 @@ from ct_pipelines.defs.operations.instance_reads import (
 )
 from ct_pipelines.defs.operations.logic import health as health_report
 from ct_pipelines.defs.operations.logic import patterns as pattern_report
+from ct_pipelines.defs.operations.logic.exceptions import QUEUE_COLUMNS, queue_rows
+from ct_pipelines.defs.order_to_cash.logic.checks import recent_batches
 from ct_pipelines.defs.resources import IntegrationStoreResource
+from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
 
 GROUP = "operations"
@@ -175,3 +179,94 @@ def integration_health(
             "status_by_flow": dg.MetadataValue.json(statuses),
         }
     )
+
+
+class ExceptionQueueViewConfig(dg.Config):
+    # Resolved exceptions stay in the table this long, so a fix can be seen to have worked.
+    resolved_within_days: int = 7
+    # Order amounts are looked up in the order batches of this many recent shop days.
+    amount_lookback_days: int = 14
+    max_rows: int = 500
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python"},
+    description="The exception queue as a table: open, retrying and recently resolved "
+    "exceptions with reason, age, order or SKU, the amount at stake and how to retry or resolve "
+    "each (retry_exceptions_job / resolve_exceptions_job, or the ct-pipelines command).",
+)
+def exception_queue(
+    context: dg.AssetExecutionContext,
+    config: ExceptionQueueViewConfig,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    now = datetime.now(UTC)
+    since = now - timedelta(days=config.resolved_within_days)
+    records = integration_store.list_exceptions(status=["open", "retrying"]) + [
+        r
+        for r in integration_store.list_exceptions(status="resolved")
+        if r.resolved_at is not None and r.resolved_at >= since
+    ]
+    records.sort(key=lambda r: (r.status == "resolved", r.created_at))
+    batches = recent_batches(integration_store, config.amount_lookback_days, now)
+    amounts = (
+        {
+            str(doc): (int(gross), str(currency))
+            for doc, gross, currency in zip(
+                batches["external_document_number"],
+                batches["gross_minor"],
+                batches["currency"],
+                strict=True,
+            )
+            if pd.notna(gross)
+        }
+        if len(batches)
+        else {}
+    )
+    rows = queue_rows(records, now, amounts=amounts, display=display_money)
+    frame = pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
+    frame["amount_minor"] = frame["amount_minor"].astype("Int64")
+    schema = column_schema(frame, QUEUE_COLUMNS)
+    unresolved = frame[frame["status"] != "resolved"]
+    at_stake: dict[str, int] = {}
+    for row in rows:
+        money = amounts.get(str(row["entity"]))
+        if money and row["status"] != "resolved":
+            at_stake[money[1]] = at_stake.get(money[1], 0) + money[0]
+    metadata = frame_metadata(
+        frame[["id", "flow", "status", "category", "entity", "amount", "age", "reason"]],
+        descriptions=QUEUE_COLUMNS,
+        preview_rows=20,
+    )
+    metadata.update(
+        {
+            "dagster/column_schema": schema,
+            "queue": dg.MetadataValue.table(
+                records=[dg.TableRecord(row) for row in rows[: config.max_rows]], schema=schema
+            ),
+            "open": int((frame["status"] == "open").sum()),
+            "retrying": int((frame["status"] == "retrying").sum()),
+            "resolved_recently": int((frame["status"] == "resolved").sum()),
+            "open_by_category": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in unresolved["category"].value_counts().items()}
+            ),
+            "amount_at_stake_minor": dg.MetadataValue.json(at_stake),
+            "amount_at_stake": money_text(at_stake),
+            "how_to": dg.MetadataValue.md(
+                "Retry every open exception of a category: launch **retry_exceptions_job** "
+                "(config `category`, optionally `flow`). Close fixed ones: "
+                "**resolve_exceptions_job** (`ids` or `category`, and a `note`). "
+                "See docs/runbook.md, *The exception queue*."
+            ),
+        }
+    )
+    context.log.info(
+        "exception queue: %d open, %d retrying, %d resolved in the last %d days",
+        metadata["open"],
+        metadata["retrying"],
+        metadata["resolved_recently"],
+        config.resolved_within_days,
+    )
+    return dg.MaterializeResult(metadata=metadata)
