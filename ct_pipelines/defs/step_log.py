@@ -67,6 +67,29 @@ def event_log_for_step(
         target.setLevel(old_level)
 
 
+@contextmanager
+def heartbeat(progress: Progress, every_seconds: float = 5.0) -> Iterator[None]:
+    """While the block runs, let ``progress`` report even when nothing finishes (a hung ERP):
+    it is ticked every ``every_seconds`` and reports once its own interval has passed.
+    ``every_seconds`` 0 turns the heartbeat off."""
+    if every_seconds <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_seconds):
+            progress.tick()
+
+    thread = threading.Thread(target=beat, name="progress-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def step_progress(
     context: dg.AssetExecutionContext | dg.OpExecutionContext,
     label: str,

@@ -67,6 +67,7 @@ from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step
 from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
 
@@ -132,7 +133,7 @@ def finance_order_totals(
     taken_at = datetime.now(UTC)
     rule, tax_codes = config.rule(), config.tax_codes()
     by_partition: dict[str, dict[str, Any]] = {}
-    with commercetools.open_client() as client:
+    with event_log_for_step(context), commercetools.open_client() as client:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             facts = []
@@ -216,7 +217,7 @@ def finance_payment_transactions(
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
     by_partition: dict[str, dict[str, Any]] = {}
-    with commercetools.open_client() as client:
+    with event_log_for_step(context), commercetools.open_client() as client:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             facts = []
@@ -294,7 +295,7 @@ def finance_journal_batches(
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
     by_partition: dict[str, dict[str, Any]] = {}
-    with erp.open_port() as port:
+    with event_log_for_step(context), erp.open_port() as port:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             day_rows = journal_rows(
@@ -350,7 +351,11 @@ def finance_reconciliation(
     taken_at = datetime.now(UTC)
     rates = rates_by_tax_code(config.tax_codes_by_rate)
     by_partition: dict[str, dict[str, Any]] = {}
-    with erp.open_port() as port, commercetools.open_client() as client:
+    with (
+        event_log_for_step(context),
+        erp.open_port() as port,
+        commercetools.open_client() as client,
+    ):
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             orders = orders_from_frame(_require(integration_store, ORDER_TOTALS, key))

@@ -76,7 +76,12 @@ def failure_patterns(
     metadata = frame_metadata(report.patterns.drop(columns=["example"]))
     metadata.update(
         {
-            "overview": dg.MetadataValue.md(report.markdown()),
+            "overview": dg.MetadataValue.md(
+                f"Read when this asset ran ({now.isoformat(timespec='minutes')}), over the last "
+                f"{config.window_days} days; materialise it again for newer failures.\n\n"
+                + report.markdown()
+            ),
+            "read_at": dg.MetadataValue.timestamp(now),
             "failures_in_window": report.failures,
             "failed_check_evaluations": len(checks),
             "patterns_found": len(report.patterns),

@@ -38,7 +38,7 @@ from ct_pipelines.defs.order_to_cash.logic.write_back import (
 )
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
-from ct_pipelines.defs.step_log import event_log_for_step, step_progress
+from ct_pipelines.defs.step_log import event_log_for_step, heartbeat, step_progress
 from ct_pipelines.kernel.shop import SHOP
 
 ORDER_BATCH_COLUMNS = {
@@ -103,7 +103,7 @@ def order_batches(
     with erp.open_port() as port:
         mapping = config.mapping({item.sku: item.item_no for item in port.iter_items()})
     by_partition: dict[str, dict[str, Any]] = {}
-    with commercetools.open_client() as client:
+    with event_log_for_step(context), commercetools.open_client() as client:
         channel_id = export_channel_id(client, config.export_channel_key)
         # A single run may cover a backfill range: each day is read and replaced on its own,
         # so re-running any day is safe.
@@ -179,6 +179,8 @@ class ErpExportConfig(dg.Config):
     # A progress line in the run's event log every this many orders, and at least this often.
     progress_every_orders: int = 500
     progress_every_seconds: float = 30.0
+    # How often a waiting export checks whether a progress line is due (0: only per order).
+    progress_heartbeat_seconds: float = 5.0
 
 
 @dg.asset(
@@ -223,7 +225,11 @@ def erp_sales_orders(
     def told(result: ExportResult) -> None:
         progress.advance(parked=int(result.outcome.startswith("failed")))
 
-    with event_log_for_step(context), erp.open_port() as port:
+    with (
+        event_log_for_step(context),
+        heartbeat(progress, config.progress_heartbeat_seconds),
+        erp.open_port() as port,
+    ):
         report = OrderExporter(port, integration_store, settings, progress=told).export(items)
     seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
     counts = report.counts

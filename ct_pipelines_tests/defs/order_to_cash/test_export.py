@@ -291,7 +291,11 @@ def test_a_slow_export_logs_progress_to_the_event_log(
     day = past_day(world, 9)
     world.bulk_orders(12, day=day, payment_kind="paid")
     instance = dg.DagsterInstance.ephemeral()
-    result = _export(day, instance, {"workers": 2, "progress_every_orders": 10_000})
+    result = _export(
+        day,
+        instance,
+        {"workers": 2, "progress_every_orders": 10_000, "progress_heartbeat_seconds": 0},
+    )
     assert result.success
     lines = _event_log_messages(instance, result, "erp_sales_orders export:")
     eligible = len(_eligible(day.isoformat()))
