@@ -299,8 +299,17 @@ def _export_metadata(
     metadata.update(
         {f"orders_{name}": int(outcomes.get(name, 0)) for name in ExportReport.OUTCOMES}
     )
+    in_erp = set(rows.loc[rows["outcome"].isin(["exported", "recovered"]), "order"])
+    sent = frame[frame["external_document_number"].isin(in_erp)] if len(frame) else frame
+    gross = (
+        {str(c): int(v) for c, v in sent.groupby("currency")["gross_minor"].sum().items()}
+        if len(sent)
+        else {}
+    )
     metadata.update(
         {
+            "gross_into_erp_minor_by_currency": dg.MetadataValue.json(gross),
+            "gross_into_erp": money_text(gross),
             "ineligible_orders": int((~frame["eligible"].astype(bool)).sum()) if len(frame) else 0,
             "marked_in_commercetools": len(keys & marked),
             "write_back_failures": len(keys & mark_failed),

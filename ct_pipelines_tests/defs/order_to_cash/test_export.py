@@ -124,6 +124,7 @@ def test_rerunning_a_day_exports_nothing_twice_and_marks_orders_in_commercetools
     assert exported["marked_in_commercetools"] >= 30
 
     second = export_day(day)
+    assert "GBP " in exported["gross_into_erp"]
     again = materialization(second, "erp_sales_orders")
     assert again["orders_exported"] == 0 and again["orders_recovered"] == 0
     assert (
