@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -236,11 +237,12 @@ def _decode_column(spec: dict[str, Any], values: Sequence[Any]) -> pd.Series:
     if codec == "category":
         categorical = pd.Categorical(values, categories=spec["categories"], ordered=spec["ordered"])
         return pd.Series(categorical, name=name)
-    decode: Callable[[Any], Any] | None = {
+    decoders: dict[str, Callable[[str], object]] = {
         "decimal": Decimal,
         "pydatetime": datetime.fromisoformat,
         "pydate": date.fromisoformat,
-    }.get(codec)
+    }
+    decode = decoders.get(codec)
     if decode is not None:
         values = [None if v is None else decode(v) for v in values]
     return pd.Series(values, dtype=object, name=name)
@@ -278,8 +280,19 @@ def _partition_clause(partition_key: str | None) -> sa.ColumnElement[bool]:
     return snapshot_runs.c.partition_key == partition_key
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """A row's JSON with lone surrogates (no UTF-8 form) written as JSON escapes: same value."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _insert_rows(conn: Connection, run_id: int, texts: list[str]) -> None:
     """Bulk-insert pre-serialised rows: COPY on PostgreSQL, chunked executemany on SQLite."""
+    texts = [_encodable(text) for text in texts]
     if conn.dialect.name == "postgresql":
         driver_connection = conn.connection.driver_connection
         assert driver_connection is not None

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ct_pipelines.defs.inventory.logic.diff import CtInventory
+from ct_pipelines.defs.inventory.logic.guard import GuardVerdict
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.inventory.logic.sync import Analysis, SyncStats
 from ct_pipelines.defs.inventory.logic.targets import TargetSet
@@ -30,8 +31,12 @@ SYNC_FAILURES_SPEC = dg.AssetCheckSpec(
     asset="inventory_sync",
     description="Stock writes commercetools refused or that could not be sent in this sync.",
 )
+SYNC_GUARD = "inventory_sync_guard"
 #: drift above this share of compared entries is an error, below it a warning (in flight)
 DRIFT_ERROR_RATIO = 0.01
+
+#: what the checks report: counts, ratios and Dagster metadata values (JSON, timestamps)
+CheckMetadata = dict[str, dg.MetadataValue | int | float]
 
 SNAPSHOT_CHECK_SPECS = [
     dg.AssetCheckSpec(DRIFT, asset=SNAPSHOTS, description="commercetools quantity vs target"),
@@ -49,7 +54,7 @@ def drift_result(analysis: Analysis) -> dg.AssetCheckResult:
     compared = plan.compared
     drifted = plan.drifted
     ratio = drifted / compared if compared else 0.0
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "compared_entries": compared,
         "drifted_entries": drifted,
         "entries_to_update": plan.updates,
@@ -81,7 +86,7 @@ def oversell_result(analysis: Analysis) -> dg.AssetCheckResult:
     """Passed when no entry offers more than the ERP has available for its channel."""
     per_channel = {c: n.oversell_risk for c, n in sorted(analysis.plan.per_channel.items())}
     total = sum(per_channel.values())
-    metadata: dict[str, object] = {"entries_at_risk": total}
+    metadata: CheckMetadata = {"entries_at_risk": total}
     metadata.update({f"at_risk:{c}": n for c, n in per_channel.items()})
     return dg.AssetCheckResult(
         check_name=OVERSELL,
@@ -139,7 +144,7 @@ def negative_result(targets: TargetSet, current: CtInventory) -> dg.AssetCheckRe
     """Passed when no ERP row and no commercetools entry holds negative stock."""
     erp = sum(targets.negative_rows.values())
     ct = sum(current.negative.values())
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "erp_negative_rows": erp,
         "commercetools_negative_entries": ct,
     }
@@ -184,11 +189,47 @@ def sync_failures_result(stats: SyncStats) -> dg.AssetCheckResult:
     )
 
 
+def guard_result(verdict: GuardVerdict, *, forced: bool = False) -> dg.AssetCheckResult:
+    """Failed (ERROR) when the plan was destructive: refused, or applied only by force; a WARN
+    when creates for SKUs no product has were left out."""
+    if verdict.refused:
+        description = ("FORCED by an operator: " if forced else "") + verdict.message()
+    elif verdict.unknown_sku_creates:
+        description = (
+            f"{verdict.unknown_sku_creates} entries not created: their SKUs are no product's "
+            f"variant (first: {', '.join(verdict.unknown_skus)})"
+        )
+    else:
+        description = "the plan is within the limits"
+    data = verdict.as_metadata()
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "refused": verdict.refused and not forced,
+        "forced": forced,
+        "unknown_sku_creates_dropped": verdict.unknown_sku_creates,
+        "details": dg.MetadataValue.json(data),
+    }
+    if verdict.feed is not None:
+        metadata["shop_skus"] = verdict.feed.shop_skus
+        metadata["feed_matched_skus"] = verdict.feed.matched
+        metadata["feed_match_share"] = float(round(verdict.feed.share, 4))
+    for channel in verdict.channels:
+        metadata[f"zeroed:{channel.channel}"] = channel.entries_zeroed
+        metadata[f"units_removed:{channel.channel}"] = channel.units_removed
+    return dg.AssetCheckResult(
+        check_name=SYNC_GUARD,
+        asset_key="inventory_sync",
+        passed=not verdict.refused and not verdict.unknown_sku_creates,
+        severity=dg.AssetCheckSeverity.ERROR if verdict.refused else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
+    )
+
+
 def staleness_result(
     last_taken_at: datetime | None, now: datetime, settings: InventorySettings
 ) -> dg.AssetCheckResult:
     stale_after = settings.stale_after
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "cadence_minutes": settings.reconcile_minutes,
         "stale_after_minutes": float(stale_after.total_seconds() / 60),
     }

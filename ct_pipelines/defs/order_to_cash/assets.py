@@ -39,6 +39,7 @@ from ct_pipelines.defs.order_to_cash.logic.write_back import (
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
 from ct_pipelines.defs.step_log import event_log_for_step, heartbeat, step_progress
+from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.kernel.shop import SHOP
 
 ORDER_BATCH_COLUMNS = {
@@ -277,19 +278,20 @@ def _export_metadata(
     rows = pd.DataFrame(
         [
             {
-                "order": r.key,
+                # Stored text came from outside: it passes the one scrubber on its way to the UI.
+                "order": scrub(r.key, limit=80),
                 "outcome": r.outcome,
                 "erp_document": r.erp_document,
                 "attempts": r.attempts,
                 "category": r.category,
-                "reason": r.reason,
+                "reason": scrub(r.reason) if r.reason else r.reason,
             }
             for r in results
         ],
         columns=list(EXPORT_RESULT_COLUMNS),
     )
     rows["attempts"] = rows["attempts"].astype("int64")
-    keys = set(rows["order"])
+    keys = {r.key for r in results}
     metadata = results_metadata(
         rows,
         descriptions=EXPORT_RESULT_COLUMNS,
@@ -299,7 +301,7 @@ def _export_metadata(
     metadata.update(
         {f"orders_{name}": int(outcomes.get(name, 0)) for name in ExportReport.OUTCOMES}
     )
-    in_erp = set(rows.loc[rows["outcome"].isin(["exported", "recovered"]), "order"])
+    in_erp = {r.key for r in results if r.outcome in ("exported", "recovered")}
     sent = frame[frame["external_document_number"].isin(in_erp)] if len(frame) else frame
     gross = (
         {str(c): int(v) for c, v in sent.groupby("currency")["gross_minor"].sum().items()}
@@ -387,5 +389,7 @@ def _write_back(
                     f"{type(exc).__name__}: {exc}",
                     payload_ref=f"order:{row.order_id}@v{row.order_version}",
                 )
-                context.log.warning("write-back failed for %s: %s", key, type(exc).__name__)
+                context.log.warning(
+                    "write-back failed for %s: %s", scrub(key, limit=80), type(exc).__name__
+                )
     return marked, failed

@@ -8,14 +8,14 @@ sync goes on; the failed product keeps its previous baseline so the unsent chang
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
 
-from ct_pipelines.commercetools.errors import CommercetoolsError
+from ct_pipelines.commercetools.errors import CommercetoolsError, NotFoundError
 from ct_pipelines.defs.product_master.logic.master import MasterCatalog, MasterProduct
 from ct_pipelines.defs.product_master.logic.planner import (
     Baseline,
@@ -28,7 +28,7 @@ from ct_pipelines.defs.product_master.logic.planner import (
     plan_sync,
 )
 from ct_pipelines.kernel.progress import Progress
-from ct_pipelines.store.snapshots import SnapshotNotFound
+from ct_pipelines.store import ExceptionRecord, ExceptionStatus, SnapshotInfo, SnapshotNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ BASELINE_COLUMNS = {
 class ProductsClient(Protocol):
     """The part of ``CommercetoolsClient`` the sync uses."""
 
-    def query_all(self, resource: str, **kwargs: Any) -> Iterable[dict[str, Any]]: ...
+    def query_all(self, resource: str) -> Iterable[dict[str, Any]]: ...
 
     def create(self, resource: str, draft: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -61,12 +61,41 @@ class ProductsClient(Protocol):
     ) -> dict[str, Any]: ...
 
 
+def read_product_types(client: ProductsClient) -> list[dict[str, Any]] | None:
+    """Every product type; None when the API offers no product-types endpoint (the local
+    sandbox before it models them): drafts are then not checked against the type."""
+    try:
+        return list(client.query_all("product-types"))
+    except NotFoundError:
+        logger.warning("commercetools has no product-types endpoint; drafts not checked")
+        return None
+
+
+def read_project_currencies(client: ProductsClient) -> list[str] | None:
+    """The project's currencies (``GET /{projectKey}``); None when it cannot be read."""
+    get_project = getattr(client, "get_project", None)
+    if get_project is None:
+        return None
+    try:
+        project = get_project()
+    except NotFoundError:
+        logger.warning("commercetools project settings not readable; currencies not checked")
+        return None
+    currencies = project.get("currencies")
+    return [str(c) for c in currencies] if isinstance(currencies, list) else None
+
+
 def read_commercetools(client: ProductsClient) -> CommercetoolsCatalog:
-    """Every product (current and staged data), with channel and tax category keys."""
+    """Every product (current and staged data), with channel and tax category keys, the
+    product types and the project's currencies (drafts are mapped onto them)."""
     channels = {c["id"]: c["key"] for c in client.query_all("channels") if c.get("key")}
     tax_categories = {t["id"]: t["key"] for t in client.query_all("tax-categories") if t.get("key")}
     return CommercetoolsCatalog(
-        client.query_all("products"), channel_keys=channels, tax_category_keys=tax_categories
+        client.query_all("products"),
+        channel_keys=channels,
+        tax_category_keys=tax_categories,
+        product_types=read_product_types(client),
+        currencies=read_project_currencies(client),
     )
 
 
@@ -162,17 +191,28 @@ class SyncStore(Protocol):
 
     def read_snapshot(self, name: str) -> pd.DataFrame: ...
 
-    def write_snapshot(self, name: str, rows: pd.DataFrame, *, taken_at: datetime) -> Any: ...
+    def write_snapshot(
+        self, name: str, rows: pd.DataFrame, *, taken_at: datetime
+    ) -> SnapshotInfo: ...
 
     def prune_snapshots(self, name: str, keep: int) -> int: ...
 
-    def record_exception(self, **kwargs: Any) -> Any: ...
+    def record_exception(
+        self,
+        *,
+        flow: str,
+        entity_key: str,
+        category: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        sku: str | None = None,
+    ) -> ExceptionRecord: ...
 
     def list_exceptions(
-        self, flow: str | None = None, status: Any = None, **kwargs: Any
-    ) -> list[Any]: ...
+        self, flow: str | None = None, status: Sequence[ExceptionStatus] | None = None
+    ) -> list[ExceptionRecord]: ...
 
-    def close_on_success(self, flow: str, entity_key: str) -> Any: ...
+    def close_on_success(self, flow: str, entity_key: str) -> list[ExceptionRecord]: ...
 
 
 @dataclass(slots=True)
