@@ -17,8 +17,9 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -103,8 +104,11 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    frame["reason"] = frame["reason"].str.slice(0, 80)
-    _print(frame.to_string(index=False))
+    # The table stays narrow; every reason follows in full, one per exception.
+    _print(frame.drop(columns=["reason"]).to_string(index=False))
+    _print()
+    for row in rows:
+        _print(f"#{row['id']} {row['reason']}")
 
 
 def _exceptions_list(args: argparse.Namespace) -> int:
@@ -365,16 +369,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+HOME_HINT = (
+    'set DAGSTER_HOME to the Dagster instance directory, e.g. export DAGSTER_HOME="$PWD/dagster_home"'
+    " in the project, or CT_PIPELINES_DB_URL to the integration store's database"
+)
+
+
+def find_dagster_home(start: Path, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The instance directory to use when DAGSTER_HOME is unset: the project's own
+    ``dagster_home/`` (holding ``dagster.yaml``) in ``start`` or one of its parents."""
+    if environ.get("DAGSTER_HOME"):
+        return None
+    for folder in (start, *start.parents):
+        candidate = folder / "dagster_home"
+        if (candidate / "dagster.yaml").is_file():
+            return candidate.resolve()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ct_pipelines.defs.operations.logic.exceptions import QueueActionError
+    from ct_pipelines.defs.resources import ConfigurationError
     from ct_pipelines.kernel.scrub import scrub
-    from ct_pipelines.store import ExceptionNotFound
+    from ct_pipelines.store import ExceptionNotFound, StoreConfigurationError
 
     args = build_parser().parse_args(argv)
+    if not os.environ.get("CT_PIPELINES_DB_URL"):
+        found = find_dagster_home(Path.cwd())
+        if found is not None:
+            os.environ["DAGSTER_HOME"] = str(found)
+            print(
+                f"ct-pipelines: DAGSTER_HOME not set, using {found} (export DAGSTER_HOME to "
+                "choose another instance)",
+                file=sys.stderr,
+            )
     try:
         return int(args.func(args))
     except (QueueActionError, ExceptionNotFound) as exc:
         print(f"ct-pipelines: {scrub(str(exc))}", file=sys.stderr)
+        return 2
+    except (StoreConfigurationError, ConfigurationError) as exc:
+        print(f"ct-pipelines: {scrub(str(exc))}", file=sys.stderr)
+        if not os.environ.get("DAGSTER_HOME"):
+            print(f"ct-pipelines: {HOME_HINT}", file=sys.stderr)
         return 2
 
 

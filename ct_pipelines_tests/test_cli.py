@@ -123,3 +123,42 @@ def test_sandbox_status_still_works(sandbox_dir: Path, capsys: pytest.CaptureFix
     code, out, _ = run(capsys, "sandbox", "status")
     assert code == 0
     assert json.loads(out)["commercetools"]["orders"] > 0
+
+
+def test_list_shows_full_reasons(
+    store: IntegrationStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = "ERP rejected the order: " + "line 3 item MUG-BLUE is blocked for sales; " * 5
+    store.record_exception(
+        flow="order_to_cash", entity_key="UK-LONG", category="validation", reason=reason
+    )
+    code, out, _ = run(capsys, "exceptions", "list", "--entity", "UK-LONG")
+    assert code == 0 and reason in out and len(reason) > 80
+
+
+def test_without_dagster_home_it_says_how_instead_of_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("CT_PIPELINES_DB_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "exceptions", "list")
+    assert code == 2
+    assert "Traceback" not in err
+    assert "export DAGSTER_HOME=" in err
+
+
+def test_without_dagster_home_it_finds_the_projects_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("CT_PIPELINES_DB_URL", raising=False)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    code, out, err = run(capsys, "exceptions", "list")
+    assert code == 0, err
+    assert f"using {home.resolve()}" in err and "no exceptions match" in out
+    assert (home / "ct_pipelines.db").exists()

@@ -122,3 +122,15 @@ def test_the_code_location_keeps_its_public_names() -> None:
     assert {j.name for j in repo.get_all_jobs()} - {"__ASSET_JOB"} >= EXPECTED_JOBS
     assert {s.name for s in repo.sensor_defs} >= EXPECTED_SENSORS
     assert {s.name for s in repo.schedule_defs} >= EXPECTED_SCHEDULES
+
+
+def test_every_check_has_a_description_without_placeholders() -> None:
+    graph = _definitions().resolve_asset_graph()
+    checks = {key: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert checks
+    missing = sorted(key.name for key, spec in checks.items() if not spec.description)
+    assert missing == []
+    placeholders = sorted(
+        key.name for key, spec in checks.items() if " N minutes" in (spec.description or "")
+    )
+    assert placeholders == []

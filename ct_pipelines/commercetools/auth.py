@@ -123,8 +123,13 @@ class TokenProvider:
                 self._http, build, self._retry, sleep=self._sleep, on_retry=self._on_retry
             )
         except httpx.TransportError as exc:
+            host = httpx.URL(settings.token_url).host or settings.token_url
             raise ServiceUnavailableError(
-                0, f"token request failed: {type(exc).__name__}", method="POST", path="/oauth/token"
+                0,
+                f"token request to {host} failed ({type(exc).__name__}): is CTP_AUTH_URL right "
+                "and the host reachable from here?",
+                method="POST",
+                path="/oauth/token",
             ) from exc
         self.fetch_count += 1
         if response.status_code != 200:

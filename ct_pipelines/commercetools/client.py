@@ -199,9 +199,11 @@ class CommercetoolsClient:
                     self._http, build, self._retry, sleep=self._sleep, on_retry=self._on_retry
                 )
             except httpx.TransportError as exc:
+                host = exc.request.url.host if _has_request(exc) else "commercetools"
                 raise ServiceUnavailableError(
                     0,
-                    f"no response after {self._retry.max_attempts} attempts ({type(exc).__name__})",
+                    f"no response from {host} after {self._retry.max_attempts} attempts "
+                    f"({type(exc).__name__}): is CTP_API_URL right and the host reachable?",
                     method=method,
                     path=path,
                 ) from exc
@@ -553,3 +555,11 @@ def _scrub(value: Any, secret: str) -> Any:
 
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_PAGE_SIZE", "MAX_UPDATE_ACTIONS", "CommercetoolsClient"]
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when the error carries no request
+    except RuntimeError:
+        return False
+    return True

@@ -1,10 +1,13 @@
 """Asset metadata the Dagster UI understands: row count, column schema, previews and tables."""
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+
+from ct_pipelines.kernel.money import CURRENCY_FRACTION_DIGITS, display_amounts, display_money
 
 _DTYPES = {
     "i": "integer",
@@ -75,3 +78,79 @@ def with_tables(metadata: Mapping[str, Any]) -> dict[str, Any]:
         key: markdown_table(value) if isinstance(value, pd.DataFrame) else value
         for key, value in metadata.items()
     }
+
+
+def report_partitions(
+    context: dg.AssetExecutionContext,
+    by_partition: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Give each partition of a (single-run backfill) run its own metadata.
+
+    Dagster writes one materialisation event per partition; metadata returned in the
+    ``MaterializeResult`` lands on every one of them, so per-day counts there would show the
+    whole run's totals on each day. Each partition's metadata is attached to its own event
+    (``add_asset_metadata(partition_key=...)``) instead; what this returns is run-wide only:
+    how many partitions the run covered and, for a range, the run's totals of the integer
+    values (``run_totals``), so nobody reads them as one day's numbers.
+    """
+    for key, metadata in by_partition.items():
+        context.add_asset_metadata(dict(metadata), partition_key=key)
+    run: dict[str, Any] = {"partitions": len(by_partition)}
+    if len(by_partition) > 1:
+        totals: dict[str, int] = {}
+        for metadata in by_partition.values():
+            for name, value in metadata.items():
+                raw = value.value if isinstance(value, dg.IntMetadataValue) else value
+                if isinstance(raw, int) and not isinstance(raw, bool):
+                    totals[name.removeprefix("dagster/")] = totals.get(
+                        name.removeprefix("dagster/"), 0
+                    ) + int(raw)
+        run["run_totals"] = dg.MetadataValue.json(totals)
+    return run
+
+
+def results_metadata(
+    frame: pd.DataFrame,
+    *,
+    descriptions: dict[str, str] | None = None,
+    preview_rows: int = 10,
+    preview_columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """``frame_metadata`` whose preview leaves out wide columns but whose schema has them all."""
+    shown = frame if preview_columns is None else frame[list(preview_columns)]
+    metadata = frame_metadata(shown, descriptions=descriptions, preview_rows=preview_rows)
+    metadata["dagster/column_schema"] = column_schema(frame, descriptions)
+    return metadata
+
+
+def money_text(amounts: Mapping[str, int]) -> str:
+    """Amounts in minor units by currency, as people read them (``GBP 12,702.82``)."""
+    return display_amounts(amounts)
+
+
+_MINOR_KEY = re.compile(r"^(?P<name>.+)_minor_(?P<currency>[A-Z]{3})$")
+RUNBOOK = "docs/runbook.md"
+
+
+def with_money_text(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Beside every ``<name>_minor_<CUR>`` integer, ``<name>_<CUR>`` as people read it
+    (``variance_abs_minor_GBP: 27370`` gains ``variance_abs_GBP: "GBP 273.70"``)."""
+    out = dict(metadata)
+    for key, value in metadata.items():
+        match = _MINOR_KEY.match(key)
+        raw = getattr(value, "value", value)
+        if (
+            match
+            and isinstance(raw, int)
+            and not isinstance(raw, bool)
+            and match["currency"] in CURRENCY_FRACTION_DIGITS
+        ):
+            out.setdefault(
+                f"{match['name']}_{match['currency']}", display_money(raw, match["currency"])
+            )
+    return out
+
+
+def runbook_hint(check: str) -> str:
+    """Where a failing check's operator finds what to do."""
+    return f"What to do: {RUNBOOK}, section `{check}`."

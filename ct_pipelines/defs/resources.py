@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import dagster as dg
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from ct_pipelines.commercetools import CommercetoolsClient, CommercetoolsSettings
 from ct_pipelines.commercetools.settings import OPTIONAL_ENV_VARIABLES, REQUIRED_ENV_VARIABLES
 from ct_pipelines.erp.port import ErpPort
 from ct_pipelines.erp.rest import RestErpClient
-from ct_pipelines.store import IntegrationStore, store_url_from_env
+from ct_pipelines.kernel.scrub import scrub_text
+from ct_pipelines.store import (
+    IntegrationStore,
+    StoreConfigurationError,
+    safe_url,
+    store_url_from_env,
+)
 
 if TYPE_CHECKING:
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
@@ -277,9 +286,55 @@ class IntegrationStoreResource(dg.ConfigurableResource):
             store = _stores.get(url)
             if store is None:
                 store = IntegrationStore(url)
-                store.migrate()
+                try:
+                    store.migrate()
+                except SQLAlchemyError as exc:
+                    # One line naming the variable, not the driver's page-long traceback.
+                    raise ConfigurationError(_store_unreachable(url, exc)) from None
                 _stores[url] = store
             return store
+
+
+_checked_store_urls: set[str] = set()
+
+
+def _store_unreachable(url: str, exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return (
+        f"the integration store at {safe_url(url)} (CT_PIPELINES_DB_URL) cannot be used: "
+        f"{type(cause).__name__}: {scrub_text(first_line, limit=200)}. Check the host, port, "
+        "database name and credentials in CT_PIPELINES_DB_URL, or unset it to use SQLite under "
+        "DAGSTER_HOME."
+    )
+
+
+def check_store_url(environ: Mapping[str, str] = os.environ) -> None:
+    """At load: a set CT_PIPELINES_DB_URL must parse and accept a connection (once per URL)."""
+    raw = (environ.get("CT_PIPELINES_DB_URL") or "").strip()
+    if not raw or raw in _checked_store_urls:
+        return
+    try:
+        url = store_url_from_env(environ)
+    except StoreConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from None
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(url, connect_args={"connect_timeout": 5}, poolclass=NullPool)
+        try:
+            with engine.connect():
+                pass
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(_store_unreachable(url, exc)) from None
+        finally:
+            engine.dispose()
+    elif parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigurationError(
+                f"CT_PIPELINES_DB_URL points at a SQLite file in {folder}, which does not exist"
+            )
+    _checked_store_urls.add(raw)
 
 
 def _env(name: str, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -304,6 +359,7 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources
     # instead of a run going green on the sandbox. Blank counts as set but missing.
     uses_sandbox_for(ct_mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, environ)
     uses_sandbox_for(erp_mode, "ERP", ERP_VARIABLES, (), environ)
+    check_store_url(environ)
     sandbox = environ.get("CT_PIPELINES_SANDBOX_DIR")
     return {
         "commercetools": CommercetoolsResource(

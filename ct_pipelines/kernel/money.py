@@ -103,6 +103,27 @@ def format_money(minor_units: int, currency: str) -> str:
     return f"{to_decimal(minor_units, digits):.{digits}f} {currency}"
 
 
+def display_money(minor_units: int, currency: str) -> str:
+    """Minor units as people read them: ``display_money(1270282, "GBP") == "GBP 12,702.82"``.
+
+    The currency code goes first (finance's convention, and unambiguous across currencies),
+    with thousands separators; an unknown currency shows its minor units rather than failing.
+    """
+    try:
+        digits = currency_fraction_digits(currency)
+    except MoneyError:
+        return f"{currency} {minor_units:,} (minor units)"
+    sign = "-" if minor_units < 0 else ""
+    return f"{currency} {sign}{to_decimal(abs(minor_units), digits):,.{digits}f}"
+
+
+def display_amounts(amounts: Mapping[str, int]) -> str:
+    """Amounts by currency as one line: ``GBP 12,702.82; EUR 310.00`` (``none`` when empty)."""
+    if not amounts:
+        return "none"
+    return "; ".join(display_money(int(v), str(c)) for c, v in sorted(amounts.items()))
+
+
 def tax_from_net(net_minor: int, rate: Decimal) -> int:
     """Tax on a net amount, rounded half-even to minor units (commercetools' default mode)."""
     return int((Decimal(net_minor) * rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

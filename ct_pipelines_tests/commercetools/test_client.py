@@ -225,6 +225,40 @@ def test_read_timeouts_are_retried_then_surface_as_service_unavailable() -> None
     assert "ConnectTimeout" in str(caught.value)
 
 
+def test_unreachable_hosts_are_named_with_the_variable_that_holds_them() -> None:
+    settings = FakeApi().client().settings
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = CommercetoolsClient(
+        settings,
+        transport=httpx.MockTransport(down),
+        sleep=lambda _: None,
+        retry=RetryPolicy(max_attempts=2, base_delay=0),
+    )
+    with client, pytest.raises(ServiceUnavailableError) as caught:
+        client.get("orders")
+    message = str(caught.value)
+    assert httpx.URL(settings.token_url).host in message and "CTP_AUTH_URL" in message
+    assert "ConnectError" in message
+
+    def api_down(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = CommercetoolsClient(
+        settings,
+        transport=httpx.MockTransport(api_down),
+        sleep=lambda _: None,
+        retry=RetryPolicy(max_attempts=2, base_delay=0),
+    )
+    with client, pytest.raises(ServiceUnavailableError) as caught:
+        client.get("orders")
+    assert httpx.URL(API_URL).host in str(caught.value) and "CTP_API_URL" in str(caught.value)
+
+
 def test_per_request_timeout_is_configurable() -> None:
     api = FakeApi(handler=lambda r: ok({}))
     timeout = httpx.Timeout(7.0, connect=2.0)

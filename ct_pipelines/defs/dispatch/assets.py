@@ -20,6 +20,7 @@ from ct_pipelines.defs.dispatch.logic.shipments import (
 )
 from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step
 
 # The ERP shipments cursor: moved only after the shipments it covers are stored.
 SHIPMENTS_CURSOR = "dispatch.erp_shipments"
@@ -64,7 +65,7 @@ def erp_shipments(
     received: list[pd.DataFrame] = []
     count = 0
     stored = read_day(integration_store, day)
-    with erp.open_port() as port:
+    with event_log_for_step(context), erp.open_port() as port:
         while count < config.max_shipments_per_run:
             page = port.shipments_since(cursor, limit=config.page_size)
             if page.shipments:
@@ -130,7 +131,7 @@ def commercetools_deliveries(
         ["shipped_at", "shipment_number"]
     )
     todo = todo.head(config.max_shipments_per_run)
-    with commercetools.open_client() as client:
+    with event_log_for_step(context), commercetools.open_client() as client:
         dispatcher = Dispatcher(
             client, integration_store, provider=config.tracking_provider or None
         )

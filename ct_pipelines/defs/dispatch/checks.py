@@ -15,7 +15,7 @@ from ct_pipelines.defs.dispatch.logic.engine import FLOW
 from ct_pipelines.defs.dispatch.logic.lookup import find_orders
 from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
 from ct_pipelines.defs.dispatch.logic.shipments import recent_shipments
-from ct_pipelines.defs.metadata import markdown_table
+from ct_pipelines.defs.metadata import markdown_table, runbook_hint
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
 
 
@@ -37,7 +37,8 @@ def _orders_for(
 
 @dg.asset_check(
     asset=dispatch_assets.commercetools_deliveries,
-    description="Shipped in the ERP more than N minutes ago but the commercetools order does not "
+    description="Shipped in the ERP more than `failed_after_minutes` (default 30) ago but the "
+    "commercetools order does not "
     "show it: no delivery for the shipment, or shipmentState not Shipped, Partial or Delivered.",
 )
 def failed_dispatch_updates(
@@ -59,8 +60,11 @@ def failed_dispatch_updates(
         description=(
             "every shipment is visible in commercetools"
             if failed.empty
-            else f"{len(failed)} shipments not visible in commercetools, orders "
+            else f"{len(failed)} shipments shipped more than {config.failed_after_minutes} "
+            "minutes ago are not visible in commercetools, orders "
             + ", ".join(failed["order"].head(10))
+            + "; run dispatch_job. "
+            + runbook_hint("failed_dispatch_updates")
         ),
         metadata={
             "failed_status_updates": len(failed),

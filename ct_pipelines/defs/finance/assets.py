@@ -58,11 +58,19 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     read_frame,
 )
 from ct_pipelines.defs.freshness import FINANCE_NIGHTLY
-from ct_pipelines.defs.metadata import markdown_table, with_tables
+from ct_pipelines.defs.metadata import (
+    markdown_table,
+    money_text,
+    report_partitions,
+    results_metadata,
+    with_tables,
+)
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step
+from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
 
 
@@ -129,12 +137,12 @@ def finance_order_totals(
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
     rule, tax_codes = config.rule(), config.tax_codes()
-    frames = []
-    unreadable = 0
-    with commercetools.open_client() as client:
+    by_partition: dict[str, dict[str, Any]] = {}
+    with event_log_for_step(context), commercetools.open_client() as client:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             facts = []
+            unreadable = 0
             for raw in client.query_all(
                 "orders",
                 where=[created_window_predicate()],
@@ -159,27 +167,43 @@ def finance_order_totals(
                 ORDER_TOTALS, frame, partition_key=key, taken_at=taken_at
             )
             context.log.info("%s %s: %d orders", ORDER_TOTALS, key, len(frame))
-            frames.append(frame)
-    combined = pd.concat(frames, ignore_index=True) if frames else orders_frame([])
-    eligible = combined[combined["eligible"].astype(bool)]
+            by_partition[key] = _order_totals_metadata(frame, unreadable)
+    return dg.MaterializeResult(metadata=report_partitions(context, by_partition))
+
+
+def _order_totals_metadata(frame: pd.DataFrame, unreadable: int) -> dict[str, Any]:
+    eligible = frame[frame["eligible"].astype(bool)]
     by_currency = (
         eligible.groupby("currency")[["gross_minor", "net_minor", "tax_minor", "shipping_minor"]]
         .sum()
         .astype(int)
         .reset_index()
     )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(combined),
-            "partitions": len(context.partition_keys),
+    if len(by_currency):
+        by_currency["gross"] = [
+            display_money(int(v), str(c))
+            for c, v in zip(by_currency["currency"], by_currency["gross_minor"], strict=True)
+        ]
+    metadata = results_metadata(frame)
+    metadata.update(
+        {
             "eligible_orders": len(eligible),
-            "ineligible_orders": len(combined) - len(eligible),
-            "orders_with_tax_rounding_difference": int((combined["tax_rounding"] != "{}").sum()),
-            "orders_without_taxes": int(combined["problem"].notna().sum()),
+            "ineligible_orders": len(frame) - len(eligible),
+            "orders_with_tax_rounding_difference": int((frame["tax_rounding"] != "{}").sum()),
+            "orders_without_taxes": int(frame["problem"].notna().sum()),
             "unreadable_orders": unreadable,
+            "eligible_gross": money_text(
+                {
+                    str(c): int(v)
+                    for c, v in zip(
+                        by_currency["currency"], by_currency["gross_minor"], strict=True
+                    )
+                }
+            ),
             "eligible_totals_by_currency": markdown_table(by_currency, 50),
         }
     )
+    return metadata
 
 
 @dg.asset(
@@ -200,8 +224,8 @@ def finance_payment_transactions(
 ) -> dg.MaterializeResult:
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
-    frames = []
-    with commercetools.open_client() as client:
+    by_partition: dict[str, dict[str, Any]] = {}
+    with event_log_for_step(context), commercetools.open_client() as client:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             facts = []
@@ -225,21 +249,30 @@ def finance_payment_transactions(
                 TRANSACTIONS, frame, partition_key=key, taken_at=taken_at
             )
             context.log.info("%s %s: %d transactions", TRANSACTIONS, key, len(frame))
-            frames.append(frame)
-    combined = pd.concat(frames, ignore_index=True) if frames else transactions_frame([])
-    facts = transactions_from_frame(combined)
+            by_partition[key] = _transactions_metadata(frame)
+    return dg.MaterializeResult(metadata=report_partitions(context, by_partition))
+
+
+def _transactions_metadata(frame: pd.DataFrame) -> dict[str, Any]:
+    facts = transactions_from_frame(frame)
     sums = sums_by(facts, "currency", "type", "provider", "method")
     table = pd.DataFrame(
         [
-            {"currency": c, "type": t, "provider": p, "method": m, "amount_minor": amount}
+            {
+                "currency": c,
+                "type": t,
+                "provider": p,
+                "method": m,
+                "amount_minor": amount,
+                "amount": display_money(amount, c),
+            }
             for (c, t, p, m), amount in sorted(sums.items())
         ]
     )
     succeeded = [f for f in facts if f.succeeded]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(combined),
-            "partitions": len(context.partition_keys),
+    metadata = results_metadata(frame)
+    metadata.update(
+        {
             "charges": sum(1 for f in succeeded if f.type == "Charge"),
             "refunds": sum(1 for f in succeeded if f.type == "Refund"),
             "chargebacks": sum(1 for f in succeeded if f.type == "Chargeback"),
@@ -248,6 +281,7 @@ def finance_payment_transactions(
             "amounts_by_currency_type_provider_method": markdown_table(table, 100),
         }
     )
+    return metadata
 
 
 @dg.asset(
@@ -270,8 +304,8 @@ def finance_journal_batches(
 ) -> dg.MaterializeResult:
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    with erp.open_port() as port:
+    by_partition: dict[str, dict[str, Any]] = {}
+    with event_log_for_step(context), erp.open_port() as port:
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             day_rows = journal_rows(
@@ -284,26 +318,26 @@ def finance_journal_batches(
                 datetime.now(UTC),
                 context.log,
             )
-            integration_store.write_snapshot(
-                JOURNALS,
-                pd.DataFrame(day_rows, columns=JOURNAL_COLUMNS),
-                partition_key=key,
-                taken_at=taken_at,
-            )
-            rows.extend(day_rows)
-    frame = pd.DataFrame(rows, columns=JOURNAL_COLUMNS)
+            frame = pd.DataFrame(day_rows, columns=JOURNAL_COLUMNS)
+            integration_store.write_snapshot(JOURNALS, frame, partition_key=key, taken_at=taken_at)
+            by_partition[key] = _journal_metadata(frame)
+    return dg.MaterializeResult(metadata=report_partitions(context, by_partition))
+
+
+def _journal_metadata(frame: pd.DataFrame) -> dict[str, Any]:
     counts = frame["status"].value_counts().to_dict()
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(frame),
-            "partitions": len(context.partition_keys),
+    shown = [c for c in frame.columns if c != "detail"]
+    metadata = results_metadata(frame, preview_columns=shown)
+    metadata.update(
+        {
             "batches_posted": int(counts.get("posted", 0)),
             "batches_already_posted": int(counts.get("already_posted", 0)),
             "batches_differing": int(counts.get("posted_differs", 0)),
             "batches_waiting": int(counts.get("day_not_over", 0) + counts.get("not_posted", 0)),
-            "batches": markdown_table(frame.drop(columns=["detail"]), 50),
+            "batches": markdown_table(frame[shown], 50),
         }
     )
+    return metadata
 
 
 @dg.asset(
@@ -332,8 +366,12 @@ def finance_reconciliation(
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
     rates = rates_by_tax_code(config.tax_codes_by_rate)
-    totals, variances = [], []
-    with erp.open_port() as port, commercetools.open_client() as client:
+    by_partition: dict[str, dict[str, Any]] = {}
+    with (
+        event_log_for_step(context),
+        erp.open_port() as port,
+        commercetools.open_client() as client,
+    ):
         for key in context.partition_keys:
             day = date.fromisoformat(key)
             orders = orders_from_frame(_require(integration_store, ORDER_TOTALS, key))
@@ -363,13 +401,11 @@ def finance_reconciliation(
                 VARIANCES, day_variances, partition_key=key, taken_at=taken_at
             )
             context.log.info("%s %s: %d variances", RECONCILIATION, key, len(result.variances))
-            totals.append(day_totals)
-            variances.append(day_variances)
-    all_totals = pd.concat(totals, ignore_index=True) if totals else totals_frame([])
-    all_variances = pd.concat(variances, ignore_index=True) if variances else variances_frame([])
-    return dg.MaterializeResult(
-        metadata=with_tables(reconciliation_metadata(all_totals, all_variances))
-    )
+            by_partition[key] = {
+                **results_metadata(day_totals),
+                **with_tables(reconciliation_metadata(day_totals, day_variances)),
+            }
+    return dg.MaterializeResult(metadata=report_partitions(context, by_partition))
 
 
 @dg.asset(
@@ -388,13 +424,14 @@ def finance_period_close(
 ) -> dg.MaterializeResult:
     integration_store = store.get_store()
     taken_at = datetime.now(UTC)
-    metadata: dict[str, Any] = {}
+    by_partition: dict[str, dict[str, Any]] = {}
     for key in context.partition_keys:
         week, month = period_closes(integration_store, date.fromisoformat(key))
         frame = pd.concat([week.totals, month.totals], ignore_index=True)[PERIOD_COLUMNS]
         integration_store.write_snapshot(PERIOD_CLOSE, frame, partition_key=key, taken_at=taken_at)
-        # The last day of the run speaks for the run: it is the latest "as of".
-        metadata = {"as_of": key}
+        # Each day's close is as of that day: week- and month-to-date up to it.
+        metadata = results_metadata(frame)
+        metadata["as_of"] = key
         for close in (week, month):
             prefix = close.period
             metadata.update(
@@ -409,6 +446,7 @@ def finance_period_close(
                         f"{prefix}_variance_abs_minor_{currency}": amount
                         for currency, amount in close.variance_abs_minor.items()
                     },
+                    f"{prefix}_variance_abs": money_text(close.variance_abs_minor),
                     f"{prefix}_totals": markdown_table(close.totals, 100),
                 }
             )
@@ -419,4 +457,8 @@ def finance_period_close(
                 "with_variance": [d.isoformat() for d in month.variance_days],
             }
         )
-    return dg.MaterializeResult(metadata=metadata)
+        by_partition[key] = metadata
+    run = report_partitions(context, by_partition)
+    # The run's last day is its latest "as of"; the totals of a roll-up are not a sum of days.
+    run.pop("run_totals", None)
+    return dg.MaterializeResult(metadata=run)

@@ -19,7 +19,7 @@ from ct_pipelines.defs.finance.logic.checks import (
 from ct_pipelines.defs.finance.logic.facts import orders_from_frame
 from ct_pipelines.defs.finance.logic.rollup import tax_rounding_pattern
 from ct_pipelines.defs.finance.logic.snapshots import ORDER_TOTALS, RECONCILIATION, VARIANCES
-from ct_pipelines.defs.metadata import markdown_table, with_tables
+from ct_pipelines.defs.metadata import markdown_table, runbook_hint, with_money_text, with_tables
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 
 
@@ -53,7 +53,24 @@ def finance_zero_variance(
         config.tolerance_minor,
     )
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=with_tables(metadata)
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "every reconciled day is within tolerance"
+            if passed
+            else "commercetools and the ERP differ by "
+            + (
+                "; ".join(
+                    str(v)
+                    for k, v in with_money_text(metadata).items()
+                    if k.startswith("variance_abs_") and "_minor_" not in k
+                )
+                or "order counts"
+            )
+            + " (absolute, over the window). "
+            + runbook_hint("finance_zero_variance")
+        ),
+        metadata=with_money_text(with_tables(metadata)),
     )
 
 
@@ -112,4 +129,14 @@ def finance_tax_rounding_patterns(
         if count >= config.error_at_orders
         else dg.AssetCheckSeverity.WARN
     )
-    return dg.AssetCheckResult(passed=count == 0, severity=severity, metadata=metadata)
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=severity,
+        description=(
+            "no tax rounding differences"
+            if count == 0
+            else f"{count} orders round tax differently from their lines. "
+            + runbook_hint("finance_tax_rounding_patterns")
+        ),
+        metadata=with_money_text(metadata),
+    )

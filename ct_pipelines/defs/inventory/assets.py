@@ -38,6 +38,7 @@ from ct_pipelines.defs.inventory.logic.sync import (
 from ct_pipelines.defs.inventory.logic.targets import compute_targets
 from ct_pipelines.defs.metadata import frame_metadata, markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step, step_progress
 
 FLOW = "inventory"
 CHANGES_SNAPSHOT = "inventory_sync_changes"
@@ -87,7 +88,7 @@ class InventorySyncConfig(dg.Config):
     kinds={"commercetools", "python"},
     pool="commercetools_writes",
     check_specs=[
-        dg.AssetCheckSpec(checks.SYNC_FAILURES, asset="inventory_sync"),
+        checks.SYNC_FAILURES_SPEC,
         dg.AssetCheckSpec(
             checks.SYNC_GUARD,
             asset="inventory_sync",
@@ -131,13 +132,18 @@ def inventory_sync(
     )
     taken_at = datetime.now(UTC)
     started = time.perf_counter()
-    with erp.open_port() as port, commercetools.open_client() as client:
+    progress = step_progress(context, "inventory_sync writes", 0, unit="changes", every=1000)
+    with (
+        event_log_for_step(context),
+        erp.open_port() as port,
+        commercetools.open_client() as client,
+    ):
         # A delta reads the ERP stock of the affected channels' locations only (none at all
         # when the locations that moved feed no channel).
         locations = source_locations(rules, channels) if delta else None
         rows = port.iter_stock(locations) if locations is None or locations else iter(())
         try:
-            result = InventorySync(client, rules, options).run(
+            result = InventorySync(client, rules, options, progress=progress).run(
                 rows,
                 skus=config.skus if delta else None,
                 channels=channels if delta else None,

@@ -26,6 +26,11 @@ UNMAPPED = "inventory_unmapped"
 NEGATIVE = "inventory_negative_stock"
 STALENESS = "inventory_snapshot_staleness"
 SYNC_FAILURES = "inventory_sync_failures"
+SYNC_FAILURES_SPEC = dg.AssetCheckSpec(
+    SYNC_FAILURES,
+    asset="inventory_sync",
+    description="Stock writes commercetools refused or that could not be sent in this sync.",
+)
 SYNC_GUARD = "inventory_sync_guard"
 #: drift above this share of compared entries is an error, below it a warning (in flight)
 DRIFT_ERROR_RATIO = 0.01

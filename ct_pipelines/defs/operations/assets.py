@@ -3,9 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from ct_pipelines.defs import systems
-from ct_pipelines.defs.metadata import frame_metadata
+from ct_pipelines.defs.metadata import column_schema, frame_metadata, money_text
 from ct_pipelines.defs.operations.instance_reads import (
     NOT_FLOWS,
     check_evaluations,
@@ -17,7 +18,10 @@ from ct_pipelines.defs.operations.instance_reads import (
 )
 from ct_pipelines.defs.operations.logic import health as health_report
 from ct_pipelines.defs.operations.logic import patterns as pattern_report
+from ct_pipelines.defs.operations.logic.exceptions import QUEUE_COLUMNS, queue_rows
+from ct_pipelines.defs.order_to_cash.logic.checks import recent_batches
 from ct_pipelines.defs.resources import IntegrationStoreResource
+from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
 
 GROUP = "operations"
@@ -88,7 +92,12 @@ def failure_patterns(
     metadata = frame_metadata(report.patterns.drop(columns=["example"]))
     metadata.update(
         {
-            "overview": dg.MetadataValue.md(report.markdown()),
+            "overview": dg.MetadataValue.md(
+                f"Read when this asset ran ({now.isoformat(timespec='minutes')}), over the last "
+                f"{config.window_days} days; materialise it again for newer failures.\n\n"
+                + report.markdown()
+            ),
+            "read_at": dg.MetadataValue.timestamp(now),
             "failures_in_window": report.failures,
             "failed_check_evaluations": len(checks),
             "patterns_found": len(report.patterns),
@@ -106,6 +115,17 @@ def failure_patterns(
     )
     context.log.info("failure patterns: %s", report.headline[:3] or "none")
     return dg.MaterializeResult(metadata=metadata)
+
+
+HEALTH_COLUMN_DESCRIPTIONS = {
+    "flow": "asset group",
+    "status": "ok, attention, action needed or never run (see docs/runbook.md)",
+    "last_success": "the flow's latest successful materialisation, as read at run time",
+    "hours_since_success": "how old that success was when this asset ran",
+    "open_exceptions": "open and retrying exceptions of the flow",
+    "oldest_open_hours": "age of the flow's oldest unresolved exception",
+    "failing_checks": "checks whose latest evaluation failed",
+}
 
 
 class IntegrationHealthConfig(dg.Config):
@@ -164,9 +184,16 @@ def integration_health(
         now=now,
     )
     statuses = report.flows.set_index("flow")["status"].to_dict()
+    ages = [c.at for c in checks if c.at is not None]
     return dg.MaterializeResult(
         metadata={
+            **frame_metadata(report.flows, descriptions=HEALTH_COLUMN_DESCRIPTIONS),
             "overview": dg.MetadataValue.md(report.markdown()),
+            "read_at": dg.MetadataValue.timestamp(now),
+            "oldest_check_result_hours": round((now - min(ages)).total_seconds() / 3600, 1)
+            if ages
+            else 0.0,
+            "flows_never_run": sum(1 for s in statuses.values() if s == "never run"),
             "flows_needing_action": sum(1 for s in statuses.values() if s == "action needed"),
             "flows_needing_attention": sum(1 for s in statuses.values() if s == "attention"),
             "open_exceptions": int(report.flows["open_exceptions"].sum()),
@@ -175,3 +202,95 @@ def integration_health(
             "status_by_flow": dg.MetadataValue.json(statuses),
         }
     )
+
+
+class ExceptionQueueViewConfig(dg.Config):
+    # Resolved exceptions stay in the table this long, so a fix can be seen to have worked.
+    resolved_within_days: int = 7
+    # Order amounts are looked up in the order batches of this many recent shop days.
+    amount_lookback_days: int = 14
+    max_rows: int = 500
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=[systems.ECOMMERCE_OPS],
+    kinds={"python"},
+    description="The exception queue as a table: open, retrying and recently resolved "
+    "exceptions with reason, age, order or SKU, the amount at stake and how to retry or resolve "
+    "each (retry_exceptions_job / resolve_exceptions_job, or the ct-pipelines command).",
+)
+def exception_queue(
+    context: dg.AssetExecutionContext,
+    config: ExceptionQueueViewConfig,
+    store: IntegrationStoreResource,
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    now = datetime.now(UTC)
+    since = now - timedelta(days=config.resolved_within_days)
+    records = integration_store.list_exceptions(status=["open", "retrying"]) + [
+        r
+        for r in integration_store.list_exceptions(status="resolved")
+        if r.resolved_at is not None and r.resolved_at >= since
+    ]
+    records.sort(key=lambda r: (r.status == "resolved", r.created_at))
+    batches = recent_batches(integration_store, config.amount_lookback_days, now)
+    amounts = (
+        {
+            str(doc): (int(gross), str(currency))
+            for doc, gross, currency in zip(
+                batches["external_document_number"],
+                batches["gross_minor"],
+                batches["currency"],
+                strict=True,
+            )
+            if pd.notna(gross)
+        }
+        if len(batches)
+        else {}
+    )
+    rows = queue_rows(records, now, amounts=amounts, display=display_money)
+    frame = pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
+    frame["amount_minor"] = frame["amount_minor"].astype("Int64")
+    schema = column_schema(frame, QUEUE_COLUMNS)
+    unresolved = frame[frame["status"] != "resolved"]
+    at_stake: dict[str, int] = {}
+    for row in rows:
+        money = amounts.get(str(row["entity"]))
+        if money and row["status"] != "resolved":
+            at_stake[money[1]] = at_stake.get(money[1], 0) + money[0]
+    metadata = frame_metadata(
+        frame[["id", "flow", "status", "category", "entity", "amount", "age", "reason"]],
+        descriptions=QUEUE_COLUMNS,
+        preview_rows=20,
+    )
+    metadata.update(
+        {
+            "dagster/column_schema": schema,
+            "queue": dg.MetadataValue.table(
+                records=[dg.TableRecord(row) for row in rows[: config.max_rows]], schema=schema
+            ),
+            "open": int((frame["status"] == "open").sum()),
+            "retrying": int((frame["status"] == "retrying").sum()),
+            "resolved_recently": int((frame["status"] == "resolved").sum()),
+            "open_by_category": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in unresolved["category"].value_counts().items()}
+            ),
+            "amount_at_stake_minor": dg.MetadataValue.json(at_stake),
+            "amount_at_stake": money_text(at_stake),
+            "how_to": dg.MetadataValue.md(
+                "Retry every open exception of a category: launch **retry_exceptions_job** "
+                "(config `category`, optionally `flow`). Close fixed ones: "
+                "**resolve_exceptions_job** (`ids` or `category`, and a `note`). "
+                "See docs/runbook.md, *The exception queue*."
+            ),
+        }
+    )
+    context.log.info(
+        "exception queue: %d open, %d retrying, %d resolved in the last %d days",
+        metadata["open"],
+        metadata["retrying"],
+        metadata["resolved_recently"],
+        config.resolved_within_days,
+    )
+    return dg.MaterializeResult(metadata=metadata)

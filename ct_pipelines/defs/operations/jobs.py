@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
 from ct_pipelines.defs.metadata import markdown_table
 from ct_pipelines.defs.operations.assets import GROUP
@@ -124,11 +125,120 @@ def work_exception_queue(
     name="exception_queue_job",
     description="Work the exception queue from the UI: action list | retry | resolve, on ids or "
     "a filter (flow, category, SKU, channel, age). Retry flags the exceptions; the "
-    "exception_retries sensor then launches each flow's re-processing.",
+    "exception_retries sensor then launches each flow's re-processing. For the common cases "
+    "use retry_exceptions_job and resolve_exceptions_job, whose config is typed.",
     tags={"ct/flow": GROUP},
 )
 def exception_queue_job() -> None:
     work_exception_queue()
+
+
+def _ui_actor(context: dg.OpExecutionContext, actor: str) -> str:
+    """Who acts: the config, else the user Dagster+ records; nothing is done anonymously."""
+    who = actor.strip() or context.run.tags.get("dagster/user", "")
+    if not who:
+        raise dg.Failure("say who is acting: set actor in the run config (every action is audited)")
+    return who
+
+
+class RetryExceptionsConfig(dg.Config):
+    """Retry every open exception of one category, e.g. ``transient_exhausted`` after an ERP
+    outage or ``unknown_sku`` once the SKU exists in the ERP."""
+
+    category: str = Field(description="the exception category, as in the exception_queue table")
+    flow: str | None = Field(default=None, description="only this flow's (default: every flow)")
+    actor: str = Field(default="", description="who asks (required unless Dagster+ knows the user)")
+
+
+@dg.op(description="Flags every open exception of a category for retry (audited).")
+def retry_exceptions_by_category(
+    context: dg.OpExecutionContext, config: RetryExceptionsConfig, store: IntegrationStoreResource
+) -> dg.Output[dict]:
+    actor = _ui_actor(context, config.actor)
+    now = datetime.now(UTC)
+    where = ExceptionFilter(flow=config.flow or None, status=("open",), category=config.category)
+    try:
+        outcome = retry(store.get_store(), actor=actor, now=now, where=where)
+    except QueueActionError as exc:
+        raise dg.Failure(str(exc)) from None
+    for flow in outcome.by_flow():
+        target = RETRY_TARGETS.get(flow)
+        context.log.info(
+            "retry %s: %s",
+            flow,
+            target.behaviour if target else "no retry job; its next run picks it up",
+        )
+    if not outcome.flagged:
+        context.log.warning(
+            "no open exception of category %s%s",
+            config.category,
+            f" in {config.flow}" if config.flow else "",
+        )
+    summary = {"action": "retry", "actor": actor, "flagged": len(outcome.flagged)}
+    return dg.Output(
+        summary,
+        metadata={
+            "category": config.category,
+            "flow": config.flow or "every flow",
+            "actor": actor,
+            "flagged": len(outcome.flagged),
+            "table": markdown_table(records_table(outcome.flagged, now), 100),
+            "next": "the exception_retries sensor launches each flow's re-processing; "
+            "a success closes the exception",
+        },
+    )
+
+
+@dg.job(
+    name="retry_exceptions_job",
+    description="Retry every open exception of a category (config: category, optional flow). "
+    "The exception_retries sensor then re-runs each flow; a success closes the exception.",
+    tags={"ct/flow": GROUP},
+)
+def retry_exceptions_job() -> None:
+    retry_exceptions_by_category()
+
+
+class ResolveExceptionsConfig(dg.Config):
+    """Close exceptions by hand once fixed elsewhere: by id, or every unresolved one of a category."""
+
+    note: str = Field(description="what was done (required, kept in the audit trail)")
+    ids: list[int] = Field(default=[], description="exception ids from the exception_queue table")
+    category: str | None = Field(default=None, description="or: every unresolved of this category")
+    flow: str | None = Field(default=None, description="limit the category to this flow")
+    actor: str = Field(default="", description="who resolves (required unless Dagster+ knows)")
+
+
+@dg.op(description="Resolves exceptions by id or category with a note (audited).")
+def resolve_exceptions(
+    context: dg.OpExecutionContext, config: ResolveExceptionsConfig, store: IntegrationStoreResource
+) -> dg.Output[dict]:
+    actor = _ui_actor(context, config.actor)
+    now = datetime.now(UTC)
+    where = ExceptionFilter(flow=config.flow or None, category=config.category or None)
+    try:
+        resolved = resolve(
+            store.get_store(), actor=actor, note=config.note, now=now, ids=config.ids, where=where
+        )
+    except QueueActionError as exc:
+        raise dg.Failure(str(exc)) from None
+    return dg.Output(
+        {"action": "resolve", "actor": actor, "resolved": len(resolved)},
+        metadata={
+            "actor": actor,
+            "resolved": len(resolved),
+            "table": markdown_table(records_table(resolved, now), 100),
+        },
+    )
+
+
+@dg.job(
+    name="resolve_exceptions_job",
+    description="Close exceptions fixed elsewhere (config: note, and ids or category).",
+    tags={"ct/flow": GROUP},
+)
+def resolve_exceptions_job() -> None:
+    resolve_exceptions()
 
 
 operations_overview_job = dg.define_asset_job(

@@ -8,7 +8,12 @@ import dagster as dg
 import pandas as pd
 
 from ct_pipelines.defs import systems
-from ct_pipelines.defs.metadata import frame_metadata, markdown_table
+from ct_pipelines.defs.metadata import (
+    markdown_table,
+    money_text,
+    report_partitions,
+    results_metadata,
+)
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.batch import (
     batch_frame,
@@ -20,6 +25,8 @@ from ct_pipelines.defs.order_to_cash.logic.batch import (
 from ct_pipelines.defs.order_to_cash.logic.engine import (
     FLOW,
     ExportOptions,
+    ExportReport,
+    ExportResult,
     OrderExporter,
 )
 from ct_pipelines.defs.order_to_cash.logic.orders import as_utc_literal, created_window_predicate
@@ -32,6 +39,7 @@ from ct_pipelines.defs.order_to_cash.logic.write_back import (
 )
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.defs.step_log import event_log_for_step, heartbeat, step_progress
 from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.kernel.shop import SHOP
 
@@ -98,9 +106,8 @@ def order_batches(
     taken_at = datetime.now(UTC)
     with erp.open_port() as port:
         mapping = config.mapping({item.sku: item.item_no for item in port.iter_items()})
-    frames: list[pd.DataFrame] = []
-    unreadable = 0
-    with commercetools.open_client() as client:
+    by_partition: dict[str, dict[str, Any]] = {}
+    with event_log_for_step(context), commercetools.open_client() as client:
         channel_id = export_channel_id(client, config.export_channel_key)
         # A single run may cover a backfill range: each day is read and replaced on its own,
         # so re-running any day is safe.
@@ -122,45 +129,44 @@ def order_batches(
                 channel_id=channel_id,
             )
             # Bad input must not sink the day: it goes on the exception queue.
-            unreadable += park_rejects(integration_store, FLOW, batch.rejects)
-            rows = batch.rows
-            frame = batch_frame(rows)
+            unreadable = park_rejects(integration_store, FLOW, batch.rejects)
+            frame = batch_frame(batch.rows)
             integration_store.write_snapshot(
                 "order_batches", frame, partition_key=key, taken_at=taken_at
             )
             context.log.info("order_batches %s: %d orders", key, len(frame))
-            frames.append(frame)
+            by_partition[key] = _batch_metadata(frame, unreadable)
+    metadata = report_partitions(context, by_partition)
+    metadata["source"] = commercetools.describe()
+    return dg.MaterializeResult(metadata=metadata)
 
-    combined = pd.concat(frames, ignore_index=True) if frames else batch_frame([])
-    eligible = int(combined["eligible"].sum()) if len(combined) else 0
-    preview = combined.drop(columns=["sales_order"])
-    metadata = frame_metadata(preview, descriptions=ORDER_BATCH_COLUMNS)
-    metadata["dagster/column_schema"] = frame_metadata(combined, descriptions=ORDER_BATCH_COLUMNS)[
-        "dagster/column_schema"
-    ]
+
+def _batch_metadata(frame: pd.DataFrame, unreadable: int) -> dict[str, Any]:
+    """One day's batch as the UI shows it: its own counts, schema, preview and money."""
+    eligible = int(frame["eligible"].sum()) if len(frame) else 0
+    gross = {str(k): int(v) for k, v in frame.groupby("currency")["gross_minor"].sum().items()}
+    metadata = results_metadata(
+        frame,
+        descriptions=ORDER_BATCH_COLUMNS,
+        preview_columns=[c for c in frame.columns if c != "sales_order"],
+    )
     metadata.update(
         {
-            "source": commercetools.describe(),
-            "partitions": len(context.partition_keys),
             "eligible_orders": eligible,
-            "ineligible_orders": len(combined) - eligible,
-            "unmappable_orders": int(combined["mapping_error"].notna().sum()),
+            "ineligible_orders": len(frame) - eligible,
+            "unmappable_orders": int(frame["mapping_error"].notna().sum()),
             "unreadable_orders": unreadable,
-            "gross_minor_by_currency": dg.MetadataValue.json(
-                {
-                    str(k): int(v)
-                    for k, v in combined.groupby("currency")["gross_minor"].sum().items()
-                }
-            ),
+            "gross_minor_by_currency": dg.MetadataValue.json(gross),
+            "gross_by_currency": money_text(gross),
             "orders_by_payment_state": dg.MetadataValue.json(
                 {
                     str(k): int(v)
-                    for k, v in combined["payment_state"].fillna("none").value_counts().items()
+                    for k, v in frame["payment_state"].fillna("none").value_counts().items()
                 }
             ),
         }
     )
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
 class ErpExportConfig(dg.Config):
@@ -174,6 +180,11 @@ class ErpExportConfig(dg.Config):
     write_back: str = "sync_info"  # sync_info | custom_field | none
     write_back_field: str = "erpSalesOrderNumber"
     export_channel_key: str = "erp-order-export"
+    # A progress line in the run's event log every this many orders, and at least this often.
+    progress_every_orders: int = 500
+    progress_every_seconds: float = 30.0
+    # How often a waiting export checks whether a progress line is due (0: only per order).
+    progress_heartbeat_seconds: float = 5.0
 
 
 @dg.asset(
@@ -196,8 +207,8 @@ def erp_sales_orders(
     # Who holds the erp_writes slot: the stuck_export_runs watchdog frees it if this process dies.
     context.instance.add_run_tags(context.run_id, {WORKER_TAG: current_worker().to_tag()})
     integration_store = store.get_store()
-    frames = [read_batch(integration_store, key) for key in context.partition_keys]
-    batch = pd.concat(frames, ignore_index=True) if frames else batch_frame([])
+    frames = {key: read_batch(integration_store, key) for key in context.partition_keys}
+    batch = pd.concat(frames.values(), ignore_index=True) if frames else batch_frame([])
     items = export_items(batch) if len(batch) else []
     settings = ExportOptions(
         workers=config.workers,
@@ -207,40 +218,115 @@ def erp_sales_orders(
         max_attempts=config.max_attempts,
     )
     started = datetime.now(UTC)
-    with erp.open_port() as port:
-        report = OrderExporter(port, integration_store, settings).export(items)
+    progress = step_progress(
+        context,
+        "erp_sales_orders export",
+        len(items),
+        unit="orders",
+        every=config.progress_every_orders,
+        every_seconds=config.progress_every_seconds,
+    )
+
+    def told(result: ExportResult) -> None:
+        progress.advance(parked=int(result.outcome.startswith("failed")))
+
+    with (
+        event_log_for_step(context),
+        heartbeat(progress, config.progress_heartbeat_seconds),
+        erp.open_port() as port,
+    ):
+        report = OrderExporter(port, integration_store, settings, progress=told).export(items)
     seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
     counts = report.counts
 
     marked, mark_failed = _write_back(
         context, config, commercetools, integration_store, batch, report
     )
-    failures = [r for r in report.results if r.outcome.startswith("failed")]
     context.log.info("erp_sales_orders: %s", json.dumps(counts))
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(report.results),
-            **{f"orders_{name}": value for name, value in counts.items()},
-            "ineligible_orders": int((~batch["eligible"].astype(bool)).sum()) if len(batch) else 0,
-            "marked_in_commercetools": marked,
-            "write_back_failures": mark_failed,
+    by_key = report.by_key()
+    by_partition = {
+        key: _export_metadata(
+            frame,
+            [by_key[k] for k in frame["external_document_number"] if k in by_key],
+            marked,
+            mark_failed,
+        )
+        for key, frame in frames.items()
+    }
+    metadata = report_partitions(context, by_partition)
+    metadata.update(
+        {
             "orders_per_second": round((counts["exported"] + counts["recovered"]) / seconds, 2),
             "workers": config.workers,
             "max_in_flight_writes": config.max_in_flight_writes,
             "rate_limit_per_second": config.rate_per_second,
+        }
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+EXPORT_RESULT_COLUMNS = {
+    "order": "external document number (orderNumber, or the order id)",
+    "outcome": "exported, recovered (found in the ERP), already_exported or failed_*",
+    "erp_document": "the ERP sales order number",
+    "attempts": "ERP calls made for the order in this run",
+    "category": "why a failed order was parked (exception category)",
+    "reason": "the full reason, as on the exception queue",
+}
+
+
+def _export_metadata(
+    frame: pd.DataFrame, results: list[ExportResult], marked: set[str], mark_failed: set[str]
+) -> dict[str, Any]:
+    """One day's export: that day's own outcome counts, schema, preview and failures."""
+    rows = pd.DataFrame(
+        [
+            {
+                # Stored text came from outside: it passes the one scrubber on its way to the UI.
+                "order": scrub(r.key, limit=80),
+                "outcome": r.outcome,
+                "erp_document": r.erp_document,
+                "attempts": r.attempts,
+                "category": r.category,
+                "reason": scrub(r.reason) if r.reason else r.reason,
+            }
+            for r in results
+        ],
+        columns=list(EXPORT_RESULT_COLUMNS),
+    )
+    rows["attempts"] = rows["attempts"].astype("int64")
+    keys = {r.key for r in results}
+    metadata = results_metadata(
+        rows,
+        descriptions=EXPORT_RESULT_COLUMNS,
+        preview_columns=["order", "outcome", "erp_document", "attempts", "category"],
+    )
+    outcomes = rows["outcome"].value_counts().to_dict()
+    metadata.update(
+        {f"orders_{name}": int(outcomes.get(name, 0)) for name in ExportReport.OUTCOMES}
+    )
+    in_erp = {r.key for r in results if r.outcome in ("exported", "recovered")}
+    sent = frame[frame["external_document_number"].isin(in_erp)] if len(frame) else frame
+    gross = (
+        {str(c): int(v) for c, v in sent.groupby("currency")["gross_minor"].sum().items()}
+        if len(sent)
+        else {}
+    )
+    metadata.update(
+        {
+            "gross_into_erp_minor_by_currency": dg.MetadataValue.json(gross),
+            "gross_into_erp": money_text(gross),
+            "ineligible_orders": int((~frame["eligible"].astype(bool)).sum()) if len(frame) else 0,
+            "marked_in_commercetools": len(keys & marked),
+            "write_back_failures": len(keys & mark_failed),
             "failures": markdown_table(
-                [
-                    {
-                        "order": scrub(r.key, limit=80),
-                        "category": r.category,
-                        "reason": scrub(r.reason, limit=300),
-                    }
-                    for r in failures
-                ],
+                rows[rows["outcome"].str.startswith("failed")],
                 50,
+                columns=["order", "category", "reason"],
             ),
         }
     )
+    return metadata
 
 
 def _write_back(
@@ -250,11 +336,15 @@ def _write_back(
     integration_store: Any,
     batch: pd.DataFrame,
     report: Any,
-) -> tuple[int, int]:
-    """Mark exported orders in commercetools; a failure here is queued, the ERP order stands."""
+) -> tuple[set[str], set[str]]:
+    """Mark exported orders in commercetools; a failure here is queued, the ERP order stands.
+
+    Returns the orders marked and the orders whose marking failed."""
     mode: WriteBackMode = config.write_back  # type: ignore[assignment]
+    marked: set[str] = set()
+    failed: set[str] = set()
     if mode == "none" or not len(batch):
-        return 0, 0
+        return marked, failed
     done = {
         r.key: r
         for r in report.results
@@ -263,9 +353,8 @@ def _write_back(
     pending = batch[
         batch["external_document_number"].isin(done) & ~batch["exported_marker"].astype(bool)
     ]
-    marked = failed = 0
     if pending.empty:
-        return 0, 0
+        return marked, failed
     parked = {
         e.entity_key
         for e in integration_store.list_exceptions(
@@ -291,11 +380,11 @@ def _write_back(
                     synced_at=datetime.now(UTC),
                     field_name=config.write_back_field,
                 ):
-                    marked += 1
+                    marked.add(key)
                 if key in parked:  # in the ERP and marked: the parked write-back failure is over
                     integration_store.close_on_success(FLOW, key, "order_to_cash")
             except Exception as exc:
-                failed += 1
+                failed.add(key)
                 integration_store.record_exception(
                     flow=FLOW,
                     entity_key=key,

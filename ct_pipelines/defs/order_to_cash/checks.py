@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.defs.metadata import markdown_table
+from ct_pipelines.defs.metadata import markdown_table, runbook_hint
 from ct_pipelines.defs.order_to_cash import assets as o2c
 from ct_pipelines.defs.order_to_cash.logic.checks import (
     duplicate_documents,
@@ -26,7 +26,9 @@ class OrderCheckConfig(dg.Config):
 
 
 @dg.asset_check(
-    asset=o2c.erp_sales_orders, description="Eligible for longer than N minutes but not in the ERP."
+    asset=o2c.erp_sales_orders,
+    description="Paid or authorised orders eligible for longer than `orphan_after_minutes` "
+    "(default 30) but not in the ERP.",
 )
 def orphaned_orders(
     config: OrderCheckConfig, store: IntegrationStoreResource
@@ -42,6 +44,15 @@ def orphaned_orders(
     return dg.AssetCheckResult(
         passed=orphans.empty,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"no eligible order has waited more than {config.orphan_after_minutes} minutes"
+            if orphans.empty
+            else f"{len(orphans)} eligible orders not in the ERP after more than "
+            f"{config.orphan_after_minutes} minutes (first: "
+            + ", ".join(orphans["external_document_number"].head(5))
+            + "); run order_export_job for their days or order_export_retry. "
+            + runbook_hint("orphaned_orders")
+        ),
         metadata={
             "orphaned_orders": len(orphans),
             "oldest_age_minutes": int(orphans["age_minutes"].max()) if len(orphans) else 0,
@@ -85,16 +96,22 @@ def totals_parity(
         if len(in_erp)
         else totals_mismatches(pd.DataFrame(), {})
     )
+    absolute = int(mismatches["difference"].abs().sum()) if len(mismatches) else 0
     return dg.AssetCheckResult(
         passed=mismatches.empty and missing == 0,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(erp_orders)} exported orders match the ERP to the minor unit"
+            if mismatches.empty and missing == 0
+            else f"{int(mismatches['order'].nunique()) if len(mismatches) else 0} orders differ "
+            f"from the ERP, {missing} in the ledger but missing in the ERP. "
+            + runbook_hint("totals_parity")
+        ),
         metadata={
             "orders_compared": len(erp_orders),
             "orders_with_differences": int(mismatches["order"].nunique()) if len(mismatches) else 0,
             "ledger_says_exported_but_missing_in_erp": missing,
-            "absolute_difference_minor": int(mismatches["difference"].abs().sum())
-            if len(mismatches)
-            else 0,
+            "absolute_difference_minor": absolute,
             "differences": markdown_table(mismatches, 25),
         },
     )

@@ -29,9 +29,16 @@ from ct_pipelines.defs.resources import (
     ErpResource,
     IntegrationStoreResource,
 )
+from ct_pipelines.defs.step_log import event_log_for_step, step_progress
 
 SYNC_SNAPSHOT = "product_sync"
 MASTER_RULE_CHECK = "mastered_fields_in_step"
+MASTER_RULE_SPEC = dg.AssetCheckSpec(
+    MASTER_RULE_CHECK,
+    asset="commercetools_products",
+    description="Fields the master owns are the same in commercetools (edits there were "
+    "reverted, not left as reported) and every product synced.",
+)
 PREVIEW_CHANGES = 25
 
 
@@ -101,7 +108,7 @@ class ProductSyncConfig(dg.Config):
     kinds={"commercetools", "python"},
     deps=[product_master],
     pool="commercetools_writes",
-    check_specs=[dg.AssetCheckSpec(MASTER_RULE_CHECK, asset="commercetools_products")],
+    check_specs=[MASTER_RULE_SPEC],
     owners=[systems.MERCHANDISING],
 )
 def commercetools_products(
@@ -124,7 +131,8 @@ def commercetools_products(
         master = build_catalog(port.iter_items(), product_catalog.rules())
     integration_store = store.get_store()
     policy = config.policy(product_catalog.product_type_key)
-    with commercetools.open_client() as client:
+    progress = step_progress(context, "commercetools_products sync", 0, unit="products", every=200)
+    with event_log_for_step(context), commercetools.open_client() as client:
         run = sync_products(
             client,
             integration_store,
@@ -133,6 +141,7 @@ def commercetools_products(
             dry_run=config.dry_run,
             taken_at=taken_at,
             max_failures=config.max_failures,
+            progress=progress,
         )
     plan, result = run.plan, run.result
     frame = product_sync_frame(plan, result)

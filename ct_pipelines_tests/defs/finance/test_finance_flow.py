@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from ct_pipelines.defs.resources import build_resources
 from ct_pipelines.kernel.shop import SHOP
 from ct_pipelines.store import IntegrationStore
 from ct_pipelines_tests.defs.finance.helpers import (
@@ -185,12 +186,30 @@ def test_a_seven_day_backfill_posts_each_missing_day_once(sandbox_dir: Path) -> 
     result = run_finance(first, last)
     journals = metadata(result, "finance_journal_batches")
     assert journals["partitions"] == 7
-    assert (journals["batches_posted"], journals["batches_already_posted"]) == (5, 2)
+    totals = journals["run_totals"]
+    assert (totals["batches_posted"], totals["batches_already_posted"]) == (5, 2)
     days = [(first + timedelta(days=n)).isoformat() for n in range(7)]
+    # Each day's materialisation carries that day's own numbers, not the run's.
+    per_day = {
+        e.partition: e.metadata
+        for e in result.asset_materializations_for_node("finance_journal_batches")
+    }
+    assert sorted(per_day) == days
+    assert {d: per_day[d]["batches_posted"].value for d in days} == {
+        d: 0 if d in (days[1], days[4]) else 1 for d in days
+    }
+    for event in result.asset_materializations_for_node("finance_order_totals"):
+        frame = (
+            build_resources()["store"]
+            .get_store()
+            .read_snapshot("finance_order_totals", partition_key=event.partition)
+        )
+        assert event.metadata["dagster/row_count"].value == len(frame)
+        assert "dagster/column_schema" in event.metadata and "preview" in event.metadata
     assert list(journal_rows(world)) == [f"fin-{d}-GBP" for d in days]
     assert journal_creates(world) == 7
 
-    again = metadata(run_finance(first, last), "finance_journal_batches")
+    again = metadata(run_finance(first, last), "finance_journal_batches")["run_totals"]
     assert (again["batches_posted"], again["batches_already_posted"]) == (0, 7)
     assert journal_creates(world) == 7
     close = metadata(result, "finance_period_close")

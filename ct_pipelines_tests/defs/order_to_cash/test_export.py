@@ -57,10 +57,58 @@ def test_backfill_of_seven_days_in_one_run(sandbox_dir: Path) -> None:
     documents = erp_documents(world)
     assert all(documents.get(key) == 1 for key in eligible)
     assert _store().exported_keys(FLOW, list(eligible)) == eligible
-    export = materialization(result, "erp_sales_orders")
+    totals = materialization(result, "erp_sales_orders")["run_totals"]
     # The seed already put some of these orders into the ERP: found by lookup, not created again.
-    assert export["orders_recovered"] > 0
-    assert export["orders_exported"] > 0
+    assert totals["orders_recovered"] > 0
+    assert totals["orders_exported"] > 0
+
+
+def test_single_run_backfill_reports_each_days_own_counts(sandbox_dir: Path) -> None:
+    """Five days in one run: every day's materialisation carries that day's numbers only."""
+    world = world_for(sandbox_dir)
+    last = past_day(world, 8)
+    days = [last - timedelta(days=i) for i in range(5)]
+    for n, day in enumerate(days, start=1):
+        world.bulk_orders(7 * n, day=day, payment_kind="paid")
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [order_batches, erp_sales_orders],
+        resources=build_resources(),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": days[-1].isoformat(),
+            "dagster/asset_partition_range_end": days[0].isoformat(),
+        },
+        run_config={"ops": {"erp_sales_orders": {"config": {"rate_per_second": 0.0}}}},
+    )
+    assert result.success
+    store = _store()
+    seen_counts = set()
+    for day in days:
+        key = day.isoformat()
+        frame = store.read_snapshot("order_batches", partition_key=key)
+        eligible = int(frame["eligible"].astype(bool).sum())
+        for asset, expected in (("order_batches", len(frame)), ("erp_sales_orders", eligible)):
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]),
+                limit=1,
+            ).records
+            assert event is not None and records, (asset, key)
+            metadata = records[0].asset_materialization.metadata
+            assert metadata["dagster/row_count"].value == expected, (asset, key)
+            assert "dagster/column_schema" in metadata and "preview" in metadata
+        exported = records[0].asset_materialization.metadata
+        assert (
+            exported["orders_exported"].value
+            + exported["orders_recovered"].value
+            + exported["orders_already_exported"].value
+            + exported["orders_failed_permanent"].value
+            + exported["orders_failed_transient"].value
+        ) == eligible
+        seen_counts.add(len(frame))
+    # The days hold different numbers of orders, so one run-wide number could not pass above.
+    assert len(seen_counts) == 5
 
 
 def test_rerunning_a_day_exports_nothing_twice_and_marks_orders_in_commercetools(
@@ -76,6 +124,7 @@ def test_rerunning_a_day_exports_nothing_twice_and_marks_orders_in_commercetools
     assert exported["marked_in_commercetools"] >= 30
 
     second = export_day(day)
+    assert "GBP " in exported["gross_into_erp"]
     again = materialization(second, "erp_sales_orders")
     assert again["orders_exported"] == 0 and again["orders_recovered"] == 0
     assert (
@@ -228,3 +277,87 @@ def test_a_burst_larger_than_a_tick_spreads_over_ticks_without_loss_or_repeats(
     assert ticks == 2
     assert len(taken) == len(set(taken))
     assert burst <= set(taken)
+
+
+def test_a_slow_export_logs_progress_to_the_event_log(
+    sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fake clock every order takes 31 s, so each one is worth a progress line (at least
+    one per 30 s), well below the every-N-orders threshold; no real waiting."""
+    from ct_pipelines.defs import step_log
+
+    ticks = iter(range(0, 10**9, 31))
+    monkeypatch.setattr(step_log, "monotonic", lambda: float(next(ticks)))
+    world = world_for(sandbox_dir)
+    day = past_day(world, 9)
+    world.bulk_orders(12, day=day, payment_kind="paid")
+    instance = dg.DagsterInstance.ephemeral()
+    result = _export(
+        day,
+        instance,
+        {"workers": 2, "progress_every_orders": 10_000, "progress_heartbeat_seconds": 0},
+    )
+    assert result.success
+    lines = _event_log_messages(instance, result, "erp_sales_orders export:")
+    eligible = len(_eligible(day.isoformat()))
+    assert eligible >= 12
+    assert len(lines) == eligible
+    assert lines[-1].startswith(f"erp_sales_orders export: {eligible}/{eligible} orders (100 %)")
+    assert "/s, ETA" in lines[-1] and lines[-1].endswith("parked so far 0")
+
+
+def test_parked_order_warnings_reach_the_event_log(sandbox_dir: Path) -> None:
+    from ct_sandbox.faults import FaultConfig
+
+    world = world_for(sandbox_dir)
+    day = past_day(world, 9)
+    world.bulk_orders(3, day=day, payment_kind="paid")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = build_resources()
+    assert dg.materialize([order_batches], partition_key=str(day), resources=resources).success
+    world.set_faults("erp", FaultConfig(rate_503=1.0, retry_after_seconds=0, seed=3))
+    try:
+        result = dg.materialize(
+            [erp_sales_orders],
+            partition_key=str(day),
+            resources=resources,
+            instance=instance,
+            run_config={
+                "ops": {
+                    "erp_sales_orders": {
+                        "config": {"rate_per_second": 0.0, "max_attempts": 1, "write_back": "none"}
+                    }
+                }
+            },
+        )
+    finally:
+        world.set_faults("erp", None)
+    assert result.success
+    parked = _event_log_messages(instance, result, "ct_pipelines.defs.order_to_cash.logic.engine:")
+    assert len(parked) >= 3
+    assert all("parked (transient_exhausted)" in m for m in parked)
+    progress = _event_log_messages(instance, result, "erp_sales_orders export:")
+    assert progress and f"parked so far {len(parked)}" in progress[-1]
+
+
+def _export(
+    day: object, instance: dg.DagsterInstance, config: dict[str, object]
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [order_batches, erp_sales_orders],
+        partition_key=str(day),
+        resources=build_resources(),
+        instance=instance,
+        run_config={"ops": {"erp_sales_orders": {"config": {"rate_per_second": 0.0, **config}}}},
+    )
+
+
+def _event_log_messages(
+    instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, prefix: str
+) -> list[str]:
+    """The run's user log lines (what the UI's event log shows) that start with ``prefix``."""
+    return [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.user_message.startswith(prefix)
+    ]

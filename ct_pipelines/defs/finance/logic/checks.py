@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ct_pipelines.defs.finance.logic.snapshots import JOURNALS, POSTED_STATUSES, read_frame
+from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
 
 
@@ -128,10 +129,13 @@ def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> di
         "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
     }
     for currency, group in money.groupby("currency"):
-        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+        absolute = int(group["variance_minor"].abs().sum())
+        metadata[f"variance_abs_minor_{currency}"] = absolute
+        metadata[f"variance_abs_{currency}"] = display_money(absolute, str(currency))
         for metric in ("gross", "net", "tax", "shipping", "refunds"):
-            value = group.loc[group["metric"] == metric, "variance_minor"]
-            metadata[f"{metric}_variance_minor_{currency}"] = int(value.sum())
+            value = int(group.loc[group["metric"] == metric, "variance_minor"].sum())
+            metadata[f"{metric}_variance_minor_{currency}"] = value
+            metadata[f"{metric}_variance_{currency}"] = display_money(value, str(currency))
     metadata["totals"] = totals[totals["variance_minor"] != 0].head(100)
     metadata["variances"] = (
         variances[

@@ -39,6 +39,7 @@ from ct_pipelines.defs.inventory.logic.guard import (
 )
 from ct_pipelines.defs.inventory.logic.rules import InventoryRules
 from ct_pipelines.defs.inventory.logic.targets import ErpStockRow, TargetSet, compute_targets
+from ct_pipelines.kernel.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -213,10 +214,14 @@ class InventorySync:
         client: InventoryClient,
         rules: InventoryRules,
         options: InventoryOptions | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> None:
         self.client = client
         self.rules = rules
         self.options = options or InventoryOptions()
+        # Told about every change written (its total is set when the plan is known).
+        self.progress = progress
         self._reads = 0
         self._reads_lock = threading.Lock()
 
@@ -347,6 +352,8 @@ class InventorySync:
         """Send the changes through a bounded worker pool; one outcome per change in ``stats``."""
         if not changes:
             return stats
+        if self.progress is not None:
+            self.progress.total = len(changes)
         workers = min(self.options.max_workers, len(changes))
         window = workers * 4  # futures in flight: memory stays flat for a big first sync
         pending: set[Future[_Attempt]] = set()
@@ -361,8 +368,9 @@ class InventorySync:
                 self._record(future.result(), stats)
         return stats
 
-    @staticmethod
-    def _record(attempt: _Attempt, stats: SyncStats) -> None:
+    def _record(self, attempt: _Attempt, stats: SyncStats) -> None:
+        if self.progress is not None:
+            self.progress.advance(parked=int(attempt.outcome == "failed"))
         change = attempt.change
         stats.conflicts += attempt.conflicts
         stats.write_requests += attempt.writes

@@ -290,3 +290,79 @@ def records_table(records: Iterable[ExceptionRecord], now: datetime) -> list[dic
             }
         )
     return rows
+
+
+# --- the queue as people read it (the exception_queue asset) -------------------------------------
+
+QUEUE_COLUMNS = {
+    "id": "exception id (use it with the CLI or exception_queue_job)",
+    "flow": "the flow that parked it",
+    "status": "open, retrying (a retry was asked for) or resolved",
+    "category": "why, in one word (unknown_sku, transient_exhausted, ...)",
+    "entity": "the order number, SKU, shipment or product concerned",
+    "sku": "the SKU concerned, when there is one",
+    "amount": "the order's gross amount, formatted (minor units in amount_minor)",
+    "amount_minor": "the order's gross amount in minor units of its currency",
+    "age": "how long ago it was first parked",
+    "attempts": "how often the flow tried",
+    "reason": "the full reason, as recorded",
+    "retry": "how to retry it (a job from the UI, or the command line)",
+    "resolve": "how to close it by hand once fixed elsewhere",
+}
+
+
+def _age(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // (24 * 60)} days"
+
+
+def queue_rows(
+    records: Iterable[ExceptionRecord],
+    now: datetime,
+    *,
+    amounts: Mapping[str, tuple[int, str]] | None = None,
+    display: Callable[[int, str], str] | None = None,
+) -> list[dict[str, Any]]:
+    """Open, retrying and resolved exceptions as the operator's table: what, why, how old, the
+    amount at stake and how to retry or resolve each. ``amounts`` maps an order's external
+    document number to (gross minor units, currency); ``display`` formats them."""
+    amounts = amounts or {}
+    rows = []
+    for record in records:
+        money = amounts.get(record.entity_key)
+        if record.status == "resolved":
+            retry_how = ""
+            resolve_how = f"resolved by {record.resolved_by or '?'}: {record.resolution_note or ''}"
+        else:
+            retry_how = (
+                f"launch retry_exceptions_job (category: {record.category}, flow: {record.flow})"
+                f" or: ct-pipelines exceptions retry {record.id}"
+                if record.status == "open"
+                else "retry asked for; the flow's next run closes it on success"
+            )
+            resolve_how = (
+                f"launch resolve_exceptions_job (ids: [{record.id}], note: ...) or: "
+                f'ct-pipelines exceptions resolve {record.id} --note "..."'
+            )
+        rows.append(
+            {
+                "id": record.id,
+                "flow": record.flow,
+                "status": record.status,
+                "category": record.category,
+                "entity": record.entity_key,
+                "sku": record.sku or "",
+                "amount": display(*money) if money and display else "",
+                "amount_minor": money[0] if money else None,
+                "age": _age(now - record.created_at),
+                "attempts": record.attempts,
+                "reason": record.reason,
+                "retry": retry_how,
+                "resolve": resolve_how,
+            }
+        )
+    return rows

@@ -143,11 +143,16 @@ class HealthReport:
         lines = [
             f"**Integration health** as of {self.generated_at.isoformat(timespec='minutes')}",
             "",
+            "Read when this asset ran, not live: each flow's last success and each check's "
+            "latest evaluation, with how many hours old each was then. Materialise it after "
+            "the flows (or on its schedule) to see their newest results.",
+            "",
             table[
                 [
                     "flow",
                     "status",
                     "last_success",
+                    "hours_since_success",
                     "backlog_pending",
                     "backlog_failed",
                     "open_exceptions",
@@ -174,6 +179,9 @@ class HealthReport:
                         "result": "passed" if c.passed else f"FAILED ({c.severity})",
                         "drift_count": c.drift_count,
                         "evaluated_at": c.at.isoformat(timespec="minutes") if c.at else "",
+                        "hours_old": round((self.generated_at - c.at).total_seconds() / 3600, 1)
+                        if c.at
+                        else None,
                     }
                     for c in sorted(evaluated, key=lambda c: (c.passed, c.flow, c.check))
                 ]

@@ -25,6 +25,7 @@ from ct_pipelines.defs.dispatch.logic.lookup import find_order
 from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
 from ct_pipelines.defs.dispatch.logic.shipments import SHIPMENT_COLUMNS, SNAPSHOT, received_day
 from ct_pipelines.kernel.documents import external_document_number
+from ct_pipelines.kernel.money import CURRENCY_FRACTION_DIGITS, display_money, to_decimal
 from ct_pipelines.kernel.scrub import scrub_text
 from ct_pipelines.store import ExceptionRecord, IntegrationStore, SnapshotNotFound
 
@@ -107,11 +108,15 @@ def _instant(value: Any) -> datetime | None:
 
 
 def _money(amount: dict[str, Any] | None) -> str:
+    """A commercetools money as people read it (GBP 12.50), exactly: no float on the way."""
     if not amount:
         return ""
+    currency = str(amount.get("currencyCode", ""))
+    minor = int(amount.get("centAmount", 0))
+    if currency in CURRENCY_FRACTION_DIGITS:
+        return display_money(minor, currency)
     digits = int(amount.get("fractionDigits", 2))
-    value = int(amount.get("centAmount", 0)) / 10**digits
-    return f"{value:.{digits}f} {amount.get('currencyCode', '')}".strip()
+    return f"{currency} {to_decimal(minor, digits):,.{digits}f}".strip()
 
 
 def _commercetools_steps(trace: OrderTrace, order: dict[str, Any], client: Any) -> None:
@@ -210,8 +215,9 @@ def _export_steps(trace: OrderTrace, store: IntegrationStore, port: Any) -> Any:
                 "ERP/WMS",
                 f"sales order {sales_order.sales_order_no} created",
                 "ok",
-                f"status now {sales_order.status}, gross {sales_order.totals.gross_minor} "
-                f"{sales_order.currency} minor units",
+                f"status now {sales_order.status}, gross "
+                f"{display_money(sales_order.totals.gross_minor, sales_order.currency)} "
+                f"({sales_order.totals.gross_minor} minor units)",
             )
         )
     elif entry is not None and entry.status == "exported":

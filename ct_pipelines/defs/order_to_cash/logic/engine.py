@@ -238,7 +238,10 @@ class OrderExporter:
         *,
         sleep: Callable[[float], None] = time.sleep,
         actor: str = "order_to_cash",
+        progress: Callable[[ExportResult], None] | None = None,
     ) -> None:
+        # ``progress`` is called once per order as its result is known (from worker threads).
+        self._progress = progress
         self._port = port
         self._store = store
         self._settings = settings
@@ -263,14 +266,16 @@ class OrderExporter:
         queue_: list[ExportItem] = []
         for item in items:
             if item.key in done:
-                report.results.append(ExportResult(item.key, "already_exported"))
+                report.results.append(self._told(ExportResult(item.key, "already_exported")))
             elif item.order_id in by_order and by_order[item.order_id][1]:
                 # Exported under another document number (before it had its orderNumber).
                 document = str(by_order[item.order_id][1])
                 aliases.append((item, document))
-                report.results.append(ExportResult(item.key, "already_exported", document))
+                report.results.append(
+                    self._told(ExportResult(item.key, "already_exported", document))
+                )
             elif item.draft is None:
-                report.results.append(self._park_unmappable(item))
+                report.results.append(self._told(self._park_unmappable(item)))
             else:
                 queue_.append(item)
         if aliases:
@@ -314,7 +319,7 @@ class OrderExporter:
             with ThreadPoolExecutor(
                 max_workers=max(1, self._settings.workers), thread_name_prefix="erp-export"
             ) as pool:
-                results = list(pool.map(self._export_one, queue_))
+                results = list(pool.map(lambda item: self._told(self._export_one(item)), queue_))
         finally:
             self._ledger.close()
         if self._abort is not None:
@@ -332,6 +337,11 @@ class OrderExporter:
             ):
                 self._store.close_on_success(FLOW, result.key, self._actor)
         return report
+
+    def _told(self, result: ExportResult) -> ExportResult:
+        if self._progress is not None:
+            self._progress(result)
+        return result
 
     def _park_unmappable(self, item: ExportItem) -> ExportResult:
         category = item.error_category or "validation"

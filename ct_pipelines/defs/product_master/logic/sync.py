@@ -27,6 +27,7 @@ from ct_pipelines.defs.product_master.logic.planner import (
     next_baseline,
     plan_sync,
 )
+from ct_pipelines.kernel.progress import Progress
 from ct_pipelines.store import ExceptionRecord, ExceptionStatus, SnapshotInfo, SnapshotNotFound
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def apply_plan(
     baseline: Baseline | None = None,
     *,
     max_failures: int = 50,
+    progress: Progress | None = None,
 ) -> ProductReport:
     """Send the plan; ``commercetools`` is updated with the products the API returned.
 
@@ -127,26 +129,32 @@ def apply_plan(
     products: dict[str, MasterProduct] = {p.key: p for p in master.products}
     planner = ProductPlanner(commercetools, plan.policy, baseline, master.attribute_names)
     result = ProductReport()
-    for product_plan in plan.plans:
-        if product_plan.draft is None and not product_plan.actions:
-            continue
-        if len(result.failed) >= max_failures:
-            result.aborted = True
-            result.failed.setdefault(product_plan.product_key, "not attempted: sync aborted")
-            continue
+    work = [p for p in plan.plans if p.draft is not None or p.actions]
+    if progress is not None:
+        progress.total = len(work)
+    for product_plan in work:
+        failed_before = len(result.failed)
         try:
-            doc = _send(client, product_plan, planner, products[product_plan.product_key])
-        except CommercetoolsError as exc:
-            logger.warning("product %s: %s", product_plan.product_key, exc)
-            result.failed[product_plan.product_key] = str(exc)[:500]
-            continue
-        result.requests += product_plan.requests
-        if product_plan.draft is not None:
-            result.created.append(product_plan.product_key)
-        else:
-            result.updated.append(product_plan.product_key)
-            result.update_requests += product_plan.requests
-        commercetools.add(doc)
+            if len(result.failed) >= max_failures:
+                result.aborted = True
+                result.failed.setdefault(product_plan.product_key, "not attempted: sync aborted")
+                continue
+            try:
+                doc = _send(client, product_plan, planner, products[product_plan.product_key])
+            except CommercetoolsError as exc:
+                logger.warning("product %s: %s", product_plan.product_key, exc)
+                result.failed[product_plan.product_key] = str(exc)[:500]
+                continue
+            result.requests += product_plan.requests
+            if product_plan.draft is not None:
+                result.created.append(product_plan.product_key)
+            else:
+                result.updated.append(product_plan.product_key)
+                result.update_requests += product_plan.requests
+            commercetools.add(doc)
+        finally:
+            if progress is not None:
+                progress.advance(parked=int(len(result.failed) > failed_before))
     return result
 
 
@@ -234,6 +242,7 @@ def sync_products(
     dry_run: bool = False,
     taken_at: datetime,
     max_failures: int = 50,
+    progress: Progress | None = None,
 ) -> SyncRun:
     """Plan and apply one sync; keeps the baseline and the exception queue up to date.
 
@@ -246,7 +255,13 @@ def sync_products(
     if dry_run:
         return run
     run.result = apply_plan(
-        client, plan, master, commercetools, baseline, max_failures=max_failures
+        client,
+        plan,
+        master,
+        commercetools,
+        baseline,
+        max_failures=max_failures,
+        progress=progress,
     )
     store.write_snapshot(
         BASELINE_SNAPSHOT,
