@@ -3,6 +3,7 @@
 Sales (the day's orders that belong in the ERP):
   Dr payment clearing         gross
   Cr sales, per ERP tax code  line net (item and custom lines)
+  Dr sales, per ERP tax code  order-level discounts' net (discountOnTotalPrice)
   Cr shipping income          shipping net
   Cr output VAT, per rate     the orders' tax portions
   Dr/Cr rounding              whatever gross leaves unexplained (tax rounded per order, not line)
@@ -97,6 +98,9 @@ def _sales(lines: _Lines, orders: list[OrderFact], accounts: JournalAccounts, la
     for code, net in _sum(o.net_by_tax_code for o in orders).items():
         account = accounts.sales_by_tax_code.get(code, accounts.sales_default)
         lines.add(account, credit=net, description=f"{label}: sales net, tax code {code}")
+    for code, discount in _sum(o.discount_by_tax_code for o in orders).items():
+        account = accounts.sales_by_tax_code.get(code, accounts.sales_default)
+        lines.add(account, debit=discount, description=f"{label}: order discounts, tax code {code}")
     lines.add(
         accounts.shipping,
         credit=sum(o.shipping_net_minor for o in orders),
