@@ -33,6 +33,7 @@ from ct_pipelines.defs.finance.logic.lookups import (
     order_source_days,
     orders_by_payment,
     window_variables,
+    with_refund_taxes,
 )
 from ct_pipelines.defs.finance.logic.posting import JOURNAL_COLUMNS, journal_rows
 from ct_pipelines.defs.finance.logic.reconcile import (
@@ -212,6 +213,7 @@ def finance_payment_transactions(
                 else f
                 for f in facts
             ]
+            facts = with_refund_taxes(client, facts)  # the output VAT each refund gives back
             frame = transactions_frame(facts)
             integration_store.write_snapshot(
                 TRANSACTIONS, frame, partition_key=key, taken_at=taken_at

@@ -31,7 +31,7 @@ import pandas as pd
 from ct_pipelines.defs.order_to_cash.logic.orders import tax_rounding_differences
 from ct_pipelines.kernel.documents import external_document_number
 from ct_pipelines.kernel.eligibility import EligibilityRule, eligibility
-from ct_pipelines.kernel.money import allocate, to_minor_units
+from ct_pipelines.kernel.money import allocate, round_minor, to_minor_units
 from ct_pipelines.kernel.tax import MappingError, TaxCodeTable
 
 # Tax code for a line commercetools never taxed (tax mode Disabled): sales without VAT.
@@ -221,6 +221,8 @@ class TransactionFact:
     amount_minor: int
     provider: str  # paymentMethodInfo.paymentInterface (stripe, paypal, ...)
     method: str  # paymentMethodInfo.method (card, paypal, klarna, ...)
+    # Output VAT a refund gives back, per rate (``refund_tax_by_rate``); empty when unknown.
+    tax_by_rate: dict[str, int] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -265,6 +267,29 @@ def transaction_facts(
             )
         )
     return found
+
+
+def refund_tax_by_rate(amount_minor: int, order: Any) -> dict[str, int]:
+    """The output VAT inside a refund of ``amount_minor`` (gross) of ``order``, per rate.
+
+    The refund takes each rate's share of the order's VAT in proportion to the refunded share
+    of its gross, rounded with the order's taxRoundingMode (half-even by default): a full
+    refund gives back exactly the order's tax portions. An order without taxes gives none.
+    """
+    taxed = getattr(order, "taxed_price", None)
+    if taxed is None or not amount_minor:
+        return {}
+    gross = to_minor_units(taxed.total_gross)
+    if gross <= 0:
+        return {}
+    mode = getattr(order, "tax_rounding_mode", None)
+    found: dict[str, int] = {}
+    for portion in taxed.tax_portions:
+        share = Decimal(to_minor_units(portion.amount)) * Decimal(amount_minor) / Decimal(gross)
+        tax = round_minor(share, mode)
+        if tax:
+            _add(found, rate_key(portion.rate), tax)
+    return dict(sorted(found.items()))
 
 
 # -- frames: how the facts are stored as snapshots ------------------------------------------
@@ -354,6 +379,7 @@ def transactions_from_frame(frame: pd.DataFrame) -> list[TransactionFact]:
                 amount_minor=int(record["amount_minor"]),
                 provider=str(record["provider"]),
                 method=str(record["method"]),
+                tax_by_rate=_json(record.get("tax_by_rate")),
             )
         )
     return facts

@@ -406,6 +406,14 @@ def reconcile_day(
     for source in sources:
         digits.setdefault(source.currency, source.fraction_digits)
 
+    vat_accounts = {*accounts.vat_by_rate.values(), accounts.vat_default}
+
+    def refund_line(line: PostedLine, account: str) -> bool:
+        # A refund's VAT lines carry its transaction id; the day's sales VAT lines carry none.
+        if line.account == account:
+            return True
+        return account == accounts.refunds and line.account in vat_accounts and bool(line.reference)
+
     totals: list[MetricTotal] = []
     for currency in currencies:
         for metric, kind, account in (
@@ -420,7 +428,7 @@ def reconcile_day(
                     [
                         line
                         for line in lines
-                        if line.currency == currency and line.account == account
+                        if line.currency == currency and refund_line(line, account)
                     ],
                 )
             )
@@ -442,7 +450,7 @@ def reconcile_day(
             erp_sum[metric] = sum(
                 line.amount_minor
                 for line in lines
-                if line.currency == currency and line.account == account
+                if line.currency == currency and refund_line(line, account)
             )
         rates = sorted(m for m in set(ct_sum) | set(erp_sum) if m.startswith(TAX_RATE_PREFIX))
         for metric in [*BASE_METRICS, *rates, *PAYMENT_METRICS]:

@@ -31,7 +31,7 @@ VARIANCES = "finance_variances"
 PERIOD_CLOSE = "finance_period_close"
 
 
-POSTED_STATUSES = frozenset({"posted", "already_posted"})
+POSTED_STATUSES = frozenset({"posted", "already_posted", "corrected"})
 
 
 def read_frame(store: Any, name: str, key: str) -> pd.DataFrame | None:
