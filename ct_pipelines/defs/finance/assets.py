@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from ct_pipelines.commercetools.models import Order, Payment
 from ct_pipelines.defs.finance.logic.checks import reconciliation_metadata
 from ct_pipelines.defs.finance.logic.days import (
+    days_between,
     erp_order_dates,
+    month_start,
 )
 from ct_pipelines.defs.finance.logic.facts import (
     order_fact,
@@ -54,9 +56,11 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     RECONCILIATION,
     TRANSACTIONS,
     VARIANCES,
+    VAT_SUMMARY,
     period_closes,
     read_frame,
 )
+from ct_pipelines.defs.finance.logic.vat import VAT_COLUMNS, day_vat, month_to_date_vat
 from ct_pipelines.defs.metadata import markdown_table, with_tables
 from ct_pipelines.defs.order_rules import OrderRulesConfig
 from ct_pipelines.defs.order_to_cash.logic.orders import created_window_predicate
@@ -404,3 +408,43 @@ def finance_period_close(
             }
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"python"},
+    deps=[finance_order_totals, finance_payment_transactions],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="VAT per shop day and month to date, per currency and rate: output VAT of "
+    "the day's orders, VAT given back by refunds, and the net a controller files.",
+)
+def finance_vat_summary(
+    context: dg.AssetExecutionContext, store: IntegrationStoreResource
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    frames = []
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        today = day_vat(
+            day,
+            orders_from_frame(_require(integration_store, ORDER_TOTALS, key)),
+            transactions_from_frame(_require(integration_store, TRANSACTIONS, key)),
+        )
+        daily = {day: today}
+        for earlier in days_between(month_start(day), day)[:-1]:
+            stored = read_frame(integration_store, VAT_SUMMARY, earlier.isoformat())
+            if stored is not None:
+                daily[earlier] = stored
+        frame = pd.concat([today, month_to_date_vat(day, daily)], ignore_index=True)
+        integration_store.write_snapshot(VAT_SUMMARY, frame, partition_key=key, taken_at=taken_at)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VAT_COLUMNS)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(combined),
+            "partitions": len(context.partition_keys),
+            "vat": markdown_table(combined, 100),
+        }
+    )

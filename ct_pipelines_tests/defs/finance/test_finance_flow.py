@@ -154,6 +154,15 @@ def test_injected_errors_are_named_with_their_amounts_and_nothing_else(sandbox_d
     assert not rounding.passed and rounding.severity == dg.AssetCheckSeverity.WARN
     assert rounding.metadata["orders_with_rounding_difference"].value == 1
 
+    # The VAT summary gives the refund's VAT back at the refunded order's rates.
+    vat = _store().read_snapshot("finance_vat_summary", partition_key=day.isoformat())
+    day_rows = vat[vat["period"] == "day"]
+    assert int(day_rows["refunds_vat_minor"].sum()) > 0
+    assert (
+        day_rows["net_vat_minor"] == day_rows["output_vat_minor"] - day_rows["refunds_vat_minor"]
+    ).all()
+    assert set(vat["period"]) == {"day", "month"}
+
     # A re-run posts nothing more.
     again = metadata(run_finance(day), "finance_journal_batches")
     assert (again["batches_posted"], again["batches_already_posted"]) == (0, 1)

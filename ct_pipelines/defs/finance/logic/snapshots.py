@@ -31,6 +31,9 @@ VARIANCES = "finance_variances"
 PERIOD_CLOSE = "finance_period_close"
 
 
+VAT_SUMMARY = "finance_vat_summary"
+
+
 POSTED_STATUSES = frozenset({"posted", "already_posted", "corrected"})
 
 

@@ -131,3 +131,29 @@ def test_a_full_refund_gives_back_exactly_the_orders_vat() -> None:
         k: v for k, v in portions.items() if v
     }
     assert refund_tax_by_rate(0, source) == {}
+
+
+def test_vat_summary_per_day_and_month_with_refunds_reducing_output_vat() -> None:
+    from ct_pipelines.defs.finance.logic.vat import day_vat, month_to_date_vat
+
+    source = order("UK-1", "GBP", [(1200, "0.2"), (1050, "0.05")])
+    facts = [order_fact(source, LONDON)]
+    back = refund(DAY, "t-refund", 1200, document="UK-1")
+    back = back.__class__(**{**back.__dict__, "tax_by_rate": refund_tax_by_rate(1200, source)})
+    first = day_vat(DAY, facts, [back])
+    rows = {r["rate"]: r for r in first.to_dict("records")}
+    portions = {
+        format(p.rate.normalize(), "f"): p.amount.cent_amount
+        for p in source.taxed_price.tax_portions
+    }
+    assert rows["0.2"]["output_vat_minor"] == portions["0.2"]
+    assert rows["0.2"]["refunds_vat_minor"] == back.tax_by_rate["0.2"]
+    assert rows["0.2"]["net_vat_minor"] == portions["0.2"] - back.tax_by_rate["0.2"]
+    second_day = date(2026, 11, 27)
+    other = order("UK-2", "GBP", [(600, "0.2")], created="2026-11-27T10:00:00.000Z")
+    second = day_vat(second_day, [order_fact(other, LONDON)], [])
+    month = month_to_date_vat(second_day, {DAY: first, second_day: second})
+    standard = month[month["rate"] == "0.2"].iloc[0]
+    assert standard["output_vat_minor"] == portions["0.2"] + 100
+    assert standard["net_vat_minor"] == portions["0.2"] + 100 - back.tax_by_rate["0.2"]
+    assert (standard["period"], standard["first_day"]) == ("month", "2026-11-01")
