@@ -334,7 +334,7 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
             order,
             line.tax_rate,
             item,
-            name or sku,
+            name or str(sku),
             quantity,
             to_minor_units(line.price.value),
             amounts,
@@ -342,7 +342,7 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
         )
     for custom in order.custom_line_items:
         name = _name(custom.name)
-        item = mapping.custom_items.get(custom.slug) or mapping.custom_items.get(
+        custom_item = mapping.custom_items.get(custom.slug) or mapping.custom_items.get(
             getattr(custom, "key", None) or ""
         )
         tax_code = mapping.tax_codes.code_for(custom.tax_rate, _category_key(custom))
@@ -355,7 +355,7 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
             mapping,
             order,
             custom.tax_rate,
-            item or mapping.default_custom_item,
+            custom_item or mapping.default_custom_item,
             name or custom.slug,
             quantity,
             to_minor_units(custom.money),
