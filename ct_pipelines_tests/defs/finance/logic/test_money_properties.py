@@ -1,5 +1,6 @@
 """Property test: generated orders in 0/2/3-digit currencies, every tax rounding and calculation
-mode, tax-inclusive and net prices, product and order-level discounts, through the order
+mode, tax-inclusive and net prices, high-precision prices, product and order-level discounts,
+through the order
 mapping, the finance facts, the journal and the reconciliation.
 
 The orders are built here the way commercetools documents it (``kernel/money.py`` has the
@@ -75,6 +76,7 @@ line_strategy = st.tuples(
     st.integers(1, 50_000),  # unit price in minor units
     st.sampled_from(RATES),
     st.integers(0, 90),  # product discount, percent off the unit price
+    st.one_of(st.none(), st.integers(0, 99)),  # high precision: 2 more digits, these
 )
 
 
@@ -104,20 +106,33 @@ def orders(draw: Any, number: int = 0) -> Order:
         return {"name": f"VAT {rate}", "amount": rate, "includedInPrice": included, "country": "GB"}
 
     items = []
-    for index, (quantity, unit, rate, off) in enumerate(lines):
+    for index, (quantity, unit, rate, off, extra) in enumerate(lines):
         paid = unit - unit * off // 100
         total = paid * quantity
+        price_value = _money(unit, currency)
+        if extra is not None:
+            # An external high-precision price: the unit's centAmount and the line total
+            # (precise price x quantity) both round half-even to cent precision.
+            off, precise = 0, (unit - 1) * 100 + extra
+            paid = unit = _round(Decimal(precise) / 100, "HalfEven")
+            total = _round(Decimal(precise * quantity) / 100, "HalfEven")
+            price_value = {
+                **_money(unit, currency),
+                "type": "highPrecision",
+                "preciseAmount": precise,
+                "fractionDigits": CURRENCIES[currency] + 2,
+            }
         items.append(
             {
                 "id": f"line-{index}",
                 "productId": "p",
                 "name": {"en-GB": f"Item {index}"},
                 "variant": {"id": 1, "sku": f"SKU-{index}"},
-                "price": {"id": "price", "value": _money(unit, currency)},
+                "price": {"id": "price", "value": price_value},
                 "quantity": quantity,
                 "totalPrice": _money(total, currency),
                 "taxRate": tax_rate(rate),
-                "taxedPrice": taxed(total, rate, quantity),
+                "taxedPrice": taxed(total, rate, quantity if total % quantity == 0 else 1),
                 "discountedPricePerQuantity": (
                     [
                         {
@@ -128,7 +143,7 @@ def orders(draw: Any, number: int = 0) -> Order:
                             },
                         }
                     ]
-                    if paid != unit
+                    if paid != unit and extra is None
                     else []
                 ),
                 "state": [],
