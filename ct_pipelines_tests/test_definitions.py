@@ -55,6 +55,7 @@ EXPECTED_ASSETS = {
     "finance_payment_transactions",
     "finance_period_close",
     "finance_reconciliation",
+    "finance_vat_summary",
     "integration_health",
     "inventory_snapshots",
     "inventory_sync",

@@ -37,13 +37,15 @@ from urllib.parse import parse_qs
 from pydantic import ValidationError
 
 from ct_sandbox import db
+from ct_sandbox.currencies import CURRENCY_DIGITS as ISO_CURRENCY_DIGITS
 from ct_sandbox.erp.schema import JournalBatchBody, SalesOrderBody
 from ct_sandbox.faults import draw_fault, load_faults, log_request
 
 SIDE = "erp"
 MAX_DOCUMENT_NUMBER_LENGTH = 35
 TAX_CODES = frozenset({"S", "R", "Z"})
-CURRENCY_DIGITS = {"GBP": 2, "EUR": 2}
+# Every ISO 4217 currency with its fraction digits (JPY 0, GBP 2, KWD 3).
+CURRENCY_DIGITS = ISO_CURRENCY_DIGITS
 DEFAULT_WRITE_LIMIT = 4
 DEFAULT_LOCK_RETRY_AFTER_SECONDS = 1
 MAX_PAGE = 5000

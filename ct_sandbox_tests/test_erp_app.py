@@ -162,3 +162,39 @@ def test_limits_are_stored_for_other_processes(world: SandboxWorld) -> None:
     assert (fresh.write_limit, fresh.write_latency_ms) == (3, 25)
     with pytest.raises(ValueError):
         fresh.configure(write_limit=0)
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("JPY", 0), ("KWD", 3), ("USD", 2), ("BHD", 3)])
+def test_every_iso_currency_with_its_fraction_digits(
+    http: httpx.Client, currency: str, digits: int
+) -> None:
+    body = {**_order(_first_item(http), f"WEB-{currency}"), "currency": currency}
+    body["fraction_digits"] = digits
+    response = http.put(
+        f"/sales-orders/WEB-{currency}", json=body, headers={"Idempotency-Key": currency}
+    )
+    assert response.status_code in (200, 201), response.text
+    journal = {
+        "batch_id": f"fin-2026-03-02-{currency}",
+        "posting_date": "2026-03-02",
+        "currency": currency,
+        "fraction_digits": digits,
+        "lines": [
+            {"line_no": 1, "account": "1250", "debit_minor": 1200},
+            {"line_no": 2, "account": "4000", "credit_minor": 1200},
+        ],
+    }
+    posted = http.post(
+        "/journal-batches", json=journal, headers={"Idempotency-Key": f"j{currency}"}
+    )
+    assert posted.status_code in (200, 201), posted.text
+
+
+def test_wrong_fraction_digits_and_unknown_codes_are_refused(http: httpx.Client) -> None:
+    item = _first_item(http)
+    wrong = {**_order(item, "WEB-J"), "currency": "JPY", "fraction_digits": 2}
+    response = http.put("/sales-orders/WEB-J", json=wrong, headers={"Idempotency-Key": "j2"})
+    assert response.status_code == 422 and "0 fraction digits" in response.text
+    unknown = {**_order(item, "WEB-X"), "currency": "XYZ"}
+    response = http.put("/sales-orders/WEB-X", json=unknown, headers={"Idempotency-Key": "x"})
+    assert response.status_code == 422 and "UnknownCurrency" in response.text

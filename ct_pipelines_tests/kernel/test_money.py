@@ -99,3 +99,32 @@ def test_precise_to_minor_matches_decimal_half_even(precise: int, digits: int) -
         Decimal("0.01"), rounding="ROUND_HALF_EVEN"
     )
     assert precise_to_minor(precise, digits, 2) == int(expected * 100)
+
+
+def test_tax_split_follows_the_orders_rounding_and_calculation_modes() -> None:
+    from decimal import Decimal
+
+    from ct_pipelines.kernel.money import tax_split
+
+    # commercetools' own example (TaxCalculationMode.raml): $1.08 x 3 at 19 %, net prices.
+    assert tax_split(324, Decimal("0.19"), False, 3, "LineItemLevel") == (324, 62, 386)
+    assert tax_split(324, Decimal("0.19"), False, 3, "UnitPriceLevel") == (324, 63, 387)
+    # 250 net at 5 % = 12.5 tax: half-even 12, half-up 13, half-down 12.
+    assert tax_split(250, Decimal("0.05"), False)[1] == 12
+    assert tax_split(250, Decimal("0.05"), False, rounding_mode="HalfUp")[1] == 13
+    assert tax_split(250, Decimal("0.05"), False, rounding_mode="HalfDown")[1] == 12
+    # 350 net at 5 % = 17.5: half-even 18.
+    assert tax_split(350, Decimal("0.05"), False)[1] == 18
+    # Tax-inclusive: 105 gross at 5 % -> 100 net.
+    assert tax_split(105, Decimal("0.05"), True) == (100, 5, 105)
+
+
+def test_allocate_shares_add_up_exactly() -> None:
+    from ct_pipelines.kernel.money import allocate
+
+    assert allocate(100, {"a": 1, "b": 1, "c": 1}) == {"a": 34, "b": 33, "c": 33}
+    assert allocate(-100, {"a": 1, "b": 1, "c": 1}) == {"a": -34, "b": -33, "c": -33}
+    assert allocate(7, {"a": 0, "b": 0}) == {"a": 7, "b": 0}
+    assert allocate(5, {}) == {}
+    shares = allocate(999, {"x": 3332, "y": 1286, "z": 899})
+    assert sum(shares.values()) == 999

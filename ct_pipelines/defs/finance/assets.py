@@ -18,7 +18,9 @@ from ct_pipelines.commercetools.models import Order, Payment
 from ct_pipelines.defs import systems
 from ct_pipelines.defs.finance.logic.checks import reconciliation_metadata
 from ct_pipelines.defs.finance.logic.days import (
+    days_between,
     erp_order_dates,
+    month_start,
 )
 from ct_pipelines.defs.finance.logic.facts import (
     order_fact,
@@ -34,6 +36,7 @@ from ct_pipelines.defs.finance.logic.lookups import (
     order_source_days,
     orders_by_payment,
     window_variables,
+    with_refund_taxes,
 )
 from ct_pipelines.defs.finance.logic.posting import JOURNAL_COLUMNS, journal_rows
 from ct_pipelines.defs.finance.logic.reconcile import (
@@ -54,11 +57,14 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     RECONCILIATION,
     TRANSACTIONS,
     VARIANCES,
+    VAT_SUMMARY,
     period_closes,
     read_frame,
 )
+from ct_pipelines.defs.finance.logic.vat import VAT_COLUMNS, day_vat, month_to_date_vat
 from ct_pipelines.defs.freshness import FINANCE_NIGHTLY
 from ct_pipelines.defs.metadata import (
+    frame_metadata,
     markdown_table,
     money_text,
     report_partitions,
@@ -244,6 +250,7 @@ def finance_payment_transactions(
                 else f
                 for f in facts
             ]
+            facts = with_refund_taxes(client, facts)  # the output VAT each refund gives back
             frame = transactions_frame(facts)
             integration_store.write_snapshot(
                 TRANSACTIONS, frame, partition_key=key, taken_at=taken_at
@@ -462,3 +469,44 @@ def finance_period_close(
     # The run's last day is its latest "as of"; the totals of a roll-up are not a sum of days.
     run.pop("run_totals", None)
     return dg.MaterializeResult(metadata=run)
+
+
+@dg.asset(
+    group_name=FLOW,
+    owners=[systems.FINANCE],
+    kinds={"python"},
+    deps=[finance_order_totals, finance_payment_transactions],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="VAT per shop day and month to date, per currency and rate: output VAT of "
+    "the day's orders, VAT given back by refunds, and the net a controller files.",
+)
+def finance_vat_summary(
+    context: dg.AssetExecutionContext, store: IntegrationStoreResource
+) -> dg.MaterializeResult:
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    frames = []
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        today = day_vat(
+            day,
+            orders_from_frame(_require(integration_store, ORDER_TOTALS, key)),
+            transactions_from_frame(_require(integration_store, TRANSACTIONS, key)),
+        )
+        daily = {day: today}
+        for earlier in days_between(month_start(day), day)[:-1]:
+            stored = read_frame(integration_store, VAT_SUMMARY, earlier.isoformat())
+            if stored is not None:
+                daily[earlier] = stored
+        frame = pd.concat([today, month_to_date_vat(day, daily)], ignore_index=True)
+        integration_store.write_snapshot(VAT_SUMMARY, frame, partition_key=key, taken_at=taken_at)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VAT_COLUMNS)
+    return dg.MaterializeResult(
+        metadata={
+            **frame_metadata(combined),
+            "partitions": len(context.partition_keys),
+            "vat": markdown_table(combined, 100),
+        }
+    )

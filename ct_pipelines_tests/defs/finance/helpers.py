@@ -13,6 +13,7 @@ from ct_pipelines.defs.finance.assets import (
     finance_payment_transactions,
     finance_period_close,
     finance_reconciliation,
+    finance_vat_summary,
 )
 from ct_pipelines.defs.finance.checks import (
     finance_days_posted,
@@ -29,6 +30,7 @@ FINANCE_ASSETS = [
     finance_journal_batches,
     finance_reconciliation,
     finance_period_close,
+    finance_vat_summary,
 ]
 FINANCE_CHECKS = [finance_zero_variance, finance_days_posted, finance_tax_rounding_patterns]
 # A check's op is named after its asset and itself.

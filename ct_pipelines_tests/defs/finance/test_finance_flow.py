@@ -120,20 +120,19 @@ def test_injected_errors_are_named_with_their_amounts_and_nothing_else(sandbox_d
             "finance_tax_rounding_patterns": {"lookback_days": DAYS_BACK},
         },
     )
-    # The journal stays as posted; the reconciliation says what it lacks.
+    # The posted journal stays; the late refund goes out as a correcting journal, once.
     journals = metadata(result, "finance_journal_batches")
-    assert (journals["batches_posted"], journals["batches_differing"]) == (0, 1)
-    assert journal_creates(world) == creates
+    assert (journals["batches_posted"], journals["batches_differing"]) == (0, 0)
+    assert journal_creates(world) == creates + 1
+    assert f"fin-{day.isoformat()}-GBP-c1" in journal_rows(world)
 
     variances = _variances(day)
     by_document: dict[str, dict[str, int]] = {}
     for v in variances:
         by_document.setdefault(v["document"], {})[v["metric"]] = int(v["variance_minor"])
-    assert set(by_document) == {
-        missing["orderNumber"],
-        rounded["orderNumber"],
-        refunded["orderNumber"],
-    }
+    # The refund is in the ERP now: only the missing and the re-rounded order remain.
+    assert set(by_document) == {missing["orderNumber"], rounded["orderNumber"]}
+    assert refund_id not in {v["reference"] for v in variances}
 
     taxed = missing["taxedPrice"]
     assert by_document[missing["orderNumber"]]["orders"] == -1
@@ -145,20 +144,30 @@ def test_injected_errors_are_named_with_their_amounts_and_nothing_else(sandbox_d
     assert len(rate_metrics) == 1
     assert by_document[rounded["orderNumber"]] == {"net": 1, "tax": -1, rate_metrics.pop(): -1}
 
-    assert by_document[refunded["orderNumber"]] == {"refunds": -1234}
-    [refund] = [v for v in variances if v["metric"] == "refunds"]
-    assert (refund["kind"], refund["reference"]) == ("refund_not_posted", refund_id)
-
     kinds = {v["document"]: v["kind"] for v in variances}
     assert kinds[missing["orderNumber"]] == "missing_in_erp"
     assert kinds[rounded["orderNumber"]] == "amounts_differ"
 
     zero = check_result(result, "finance_zero_variance")
     assert not zero.passed and zero.severity == dg.AssetCheckSeverity.ERROR
-    assert zero.metadata["orders_behind"].value == 3
+    assert zero.metadata["orders_behind"].value == 2
     rounding = check_result(result, "finance_tax_rounding_patterns")
     assert not rounding.passed and rounding.severity == dg.AssetCheckSeverity.WARN
     assert rounding.metadata["orders_with_rounding_difference"].value == 1
+
+    # The VAT summary gives the refund's VAT back at the refunded order's rates.
+    vat = _store().read_snapshot("finance_vat_summary", partition_key=day.isoformat())
+    day_rows = vat[vat["period"] == "day"]
+    assert int(day_rows["refunds_vat_minor"].sum()) > 0
+    assert (
+        day_rows["net_vat_minor"] == day_rows["output_vat_minor"] - day_rows["refunds_vat_minor"]
+    ).all()
+    assert set(vat["period"]) == {"day", "month"}
+
+    # A re-run posts nothing more.
+    again = metadata(run_finance(day), "finance_journal_batches")
+    assert (again["batches_posted"], again["batches_already_posted"]) == (0, 1)
+    assert journal_creates(world) == creates + 1
 
 
 def test_rerunning_a_posted_day_posts_nothing(sandbox_dir: Path) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from ct_pipelines.defs.finance.logic.reconcile import absolute_variances
 from ct_pipelines.defs.finance.logic.snapshots import JOURNALS, POSTED_STATUSES, read_frame
 from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
@@ -33,9 +34,10 @@ def variance_verdict(
         return True, {"days_checked": 0, "days_over_tolerance": 0, "orders_behind": 0}
     totals = totals.copy()
     totals["variance_minor"] = totals["variance_minor"].astype("int64")
-    over = totals[totals["variance_minor"].abs() > tolerance_minor]
+    totals["variance_abs_minor"] = absolute_variances(totals)
+    over = totals[totals["variance_abs_minor"] > tolerance_minor]
     within = totals[
-        (totals["variance_minor"] != 0) & (totals["variance_minor"].abs() <= tolerance_minor)
+        (totals["variance_abs_minor"] != 0) & (totals["variance_abs_minor"] <= tolerance_minor)
     ]
     behind = variances[variances["day"].isin(set(over["day"]))] if len(variances) else variances
     metadata: dict[str, Any] = {
@@ -44,11 +46,11 @@ def variance_verdict(
         "days_over_tolerance": int(over["day"].nunique()),
         "metrics_within_tolerance": len(within),
         "orders_behind": int(behind["document"].dropna().nunique()) if len(behind) else 0,
-        "max_abs_variance_minor": int(totals["variance_minor"].abs().max()),
+        "max_abs_variance_minor": int(totals["variance_abs_minor"].max()),
     }
     money = totals[totals["metric"] != "orders"]
     for currency, group in money.groupby("currency"):
-        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_minor"].abs().sum())
+        metadata[f"variance_abs_minor_{currency}"] = int(group["variance_abs_minor"].sum())
     metadata["over_tolerance"] = (
         over[
             [
@@ -58,6 +60,7 @@ def variance_verdict(
                 "commercetools_minor",
                 "erp_minor",
                 "variance_minor",
+                "variance_abs_minor",
                 "orders",
             ]
         ]
@@ -110,9 +113,10 @@ def posting_gaps(store: Any, port: Any, days: list[date]) -> pd.DataFrame:
 def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> dict[str, Any]:
     """Numbers the UI can plot across materialisations, and the variances behind them (frames)."""
     money = totals[totals["metric"] != "orders"]
+    absolute = absolute_variances(totals) if len(totals) else totals["variance_minor"]
     metadata: dict[str, Any] = {
         "days": int(totals["day"].nunique()),
-        "days_with_variance": int(totals.loc[totals["variance_minor"] != 0, "day"].nunique()),
+        "days_with_variance": int(totals.loc[absolute != 0, "day"].nunique()),
         "orders_with_variance": int(variances["document"].dropna().nunique()),
         "orders_missing_in_erp": int(
             variances.loc[variances["kind"] == "missing_in_erp", "document"].nunique()
@@ -127,16 +131,25 @@ def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> di
             variances.loc[variances["kind"] == "amounts_differ", "document"].nunique()
         ),
         "refunds_not_posted": int((variances["kind"] == "refund_not_posted").sum()),
+        "orders_duplicated_in_erp": int(
+            variances.loc[
+                variances["kind"].isin(["duplicate_in_erp", "second_document_in_erp"]),
+                "document",
+            ].nunique()
+        ),
+        "orders_in_wrong_currency_in_erp": int(
+            variances.loc[variances["kind"] == "wrong_currency_in_erp", "document"].nunique()
+        ),
     }
     for currency, group in money.groupby("currency"):
-        absolute = int(group["variance_minor"].abs().sum())
-        metadata[f"variance_abs_minor_{currency}"] = absolute
-        metadata[f"variance_abs_{currency}"] = display_money(absolute, str(currency))
+        absolute_minor = int(absolute_variances(group).sum())
+        metadata[f"variance_abs_minor_{currency}"] = absolute_minor
+        metadata[f"variance_abs_{currency}"] = display_money(absolute_minor, str(currency))
         for metric in ("gross", "net", "tax", "shipping", "refunds"):
             value = int(group.loc[group["metric"] == metric, "variance_minor"].sum())
             metadata[f"{metric}_variance_minor_{currency}"] = value
             metadata[f"{metric}_variance_{currency}"] = display_money(value, str(currency))
-    metadata["totals"] = totals[totals["variance_minor"] != 0].head(100)
+    metadata["totals"] = totals[absolute != 0].head(100)
     metadata["variances"] = (
         variances[
             [

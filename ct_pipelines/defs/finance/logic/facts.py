@@ -6,6 +6,12 @@ them (0 for JPY, 2 for GBP, 3 for KWD), so no figure is ever scaled or rounded h
 - An order's tax per rate comes from its ``taxedPrice.taxPortions``, what the customer was
   charged; its net per ERP tax code and its shipping come from the lines, what the ERP adds up.
   When commercetools rounded the two differently the gap shows in ``tax_rounding``.
+- An order-level cart discount (``discountOnTotalPrice``) leaves the lines as they were and
+  discounts the order's totals: its net (``discountedNetAmount``, which must equal the lines'
+  and shipping's net minus ``totalNet``) is shared out over the sales tax codes by their net
+  (``discount_by_tax_code``, booked against sales); its tax is already in the tax portions, so
+  such an order has no separate ``tax_rounding`` (the portions' gap to the lines is the
+  discount's tax).
 - A transaction belongs to the shop day of its ``timestamp`` (the payment's creation time when
   the PSP sent none), not to the day of its order: a refund is booked when it happens.
 """
@@ -25,7 +31,7 @@ import pandas as pd
 from ct_pipelines.defs.order_to_cash.logic.orders import tax_rounding_differences
 from ct_pipelines.kernel.documents import external_document_number
 from ct_pipelines.kernel.eligibility import EligibilityRule, eligibility
-from ct_pipelines.kernel.money import to_minor_units
+from ct_pipelines.kernel.money import allocate, round_minor, to_minor_units
 from ct_pipelines.kernel.tax import MappingError, TaxCodeTable
 
 # Tax code for a line commercetools never taxed (tax mode Disabled): sales without VAT.
@@ -78,6 +84,8 @@ class OrderFact:
     net_by_tax_code: dict[str, int] = field(default_factory=dict)  # lines without shipping
     tax_rounding: dict[str, int] = field(default_factory=dict)  # portion minus line taxes
     problem: str | None = None
+    # Order-level discount's net per sales tax code, positive (booked as a debit to sales).
+    discount_by_tax_code: dict[str, int] = field(default_factory=dict)
 
     @property
     def unexplained_minor(self) -> int:
@@ -85,6 +93,7 @@ class OrderFact:
         return (
             self.gross_minor
             - sum(self.net_by_tax_code.values())
+            + sum(self.discount_by_tax_code.values())
             - self.shipping_net_minor
             - sum(self.tax_by_rate.values())
         )
@@ -153,6 +162,23 @@ def order_fact(
             shipping = ship_net + ship_tax
         else:
             ship_net = shipping
+    discount_by_code: dict[str, int] = {}
+    rounding = tax_rounding_differences(order)
+    on_total = order.discount_on_total_price
+    if on_total and taxed is not None:
+        discount_net = sum(net_by_code.values()) + ship_net - net
+        given = on_total.get("discountedNetAmount")
+        if given is not None and to_minor_units(given) != discount_net:
+            problem = (
+                f"discountOnTotalPrice.discountedNetAmount is {to_minor_units(given)}, the lines' "
+                f"net minus totalNet is {discount_net}"
+            )
+        discount_by_code = {
+            code: amount
+            for code, amount in allocate(discount_net, dict(sorted(net_by_code.items()))).items()
+            if amount
+        }
+        rounding = {}
     verdict = eligibility(order, rule)
     return OrderFact(
         day=order.created_at.astimezone(tz).date(),
@@ -174,8 +200,9 @@ def order_fact(
         shipping_tax_minor=ship_tax,
         tax_by_rate=tax_by_rate,
         net_by_tax_code=net_by_code,
-        tax_rounding=tax_rounding_differences(order),
+        tax_rounding=rounding,
         problem=problem,
+        discount_by_tax_code=discount_by_code,
     )
 
 
@@ -194,6 +221,8 @@ class TransactionFact:
     amount_minor: int
     provider: str  # paymentMethodInfo.paymentInterface (stripe, paypal, ...)
     method: str  # paymentMethodInfo.method (card, paypal, klarna, ...)
+    # Output VAT a refund gives back, per rate (``refund_tax_by_rate``); empty when unknown.
+    tax_by_rate: dict[str, int] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -240,9 +269,32 @@ def transaction_facts(
     return found
 
 
+def refund_tax_by_rate(amount_minor: int, order: Any) -> dict[str, int]:
+    """The output VAT inside a refund of ``amount_minor`` (gross) of ``order``, per rate.
+
+    The refund takes each rate's share of the order's VAT in proportion to the refunded share
+    of its gross, rounded with the order's taxRoundingMode (half-even by default): a full
+    refund gives back exactly the order's tax portions. An order without taxes gives none.
+    """
+    taxed = getattr(order, "taxed_price", None)
+    if taxed is None or not amount_minor:
+        return {}
+    gross = to_minor_units(taxed.total_gross)
+    if gross <= 0:
+        return {}
+    mode = getattr(order, "tax_rounding_mode", None)
+    found: dict[str, int] = {}
+    for portion in taxed.tax_portions:
+        share = Decimal(to_minor_units(portion.amount)) * Decimal(amount_minor) / Decimal(gross)
+        tax = round_minor(share, mode)
+        if tax:
+            _add(found, rate_key(portion.rate), tax)
+    return dict(sorted(found.items()))
+
+
 # -- frames: how the facts are stored as snapshots ------------------------------------------
 
-_JSON_FIELDS = {"tax_by_rate", "net_by_tax_code", "tax_rounding"}
+_JSON_FIELDS = {"tax_by_rate", "net_by_tax_code", "tax_rounding", "discount_by_tax_code"}
 ORDER_FACT_COLUMNS = [f.name for f in fields(OrderFact)]
 TRANSACTION_FACT_COLUMNS = [f.name for f in fields(TransactionFact)]
 
@@ -302,6 +354,8 @@ def orders_from_frame(frame: pd.DataFrame) -> list[OrderFact]:
                 net_by_tax_code=_json(record["net_by_tax_code"]),
                 tax_rounding=_json(record["tax_rounding"]),
                 problem=_none(record["problem"]),
+                # Snapshots written before order-level discounts were booked lack the column.
+                discount_by_tax_code=_json(record.get("discount_by_tax_code")),
             )
         )
     return facts
@@ -325,6 +379,7 @@ def transactions_from_frame(frame: pd.DataFrame) -> list[TransactionFact]:
                 amount_minor=int(record["amount_minor"]),
                 provider=str(record["provider"]),
                 method=str(record["method"]),
+                tax_by_rate=_json(record.get("tax_by_rate")),
             )
         )
     return facts

@@ -3,16 +3,25 @@
 Sales (the day's orders that belong in the ERP):
   Dr payment clearing         gross
   Cr sales, per ERP tax code  line net (item and custom lines)
+  Dr sales, per ERP tax code  order-level discounts' net (discountOnTotalPrice)
   Cr shipping income          shipping net
   Cr output VAT, per rate     the orders' tax portions
   Dr/Cr rounding              whatever gross leaves unexplained (tax rounded per order, not line)
 Payments (the day's successful transactions):
   Charge      Dr PSP receivable (per provider)   Cr payment clearing
-  Refund      Dr refunds, one line per refund    Cr PSP receivable (per provider)
+  Refund      Dr refunds (net of VAT) and Dr output VAT per rate, one set per refund
+              (the refund's ``tax_by_rate``)     Cr PSP receivable (per provider)
   Chargeback  Dr chargebacks, one line each      Cr PSP receivable (per provider)
 
-Refund and chargeback lines carry the transaction id as ``reference`` and the order in the
-description, so the reconciliation can say which refund the ERP lacks. Lines are in a fixed
+Refund and chargeback lines (a refund's VAT lines too) carry the transaction id as
+``reference`` and the order in the description, so the reconciliation can say which refund the
+ERP lacks.
+
+Corrections: a day posted once is never posted again in full. When its journal changes (a late
+refund, a cancellation, a price correction) ``correcting_batch`` builds the difference between
+the journal now and everything the ERP holds for the day (the original and earlier
+corrections), as its own batch ``<original>-c<n>`` referencing the original; with no
+difference there is nothing to post, so a re-run posts nothing. Lines are in a fixed
 order: rebuilding an unchanged day gives the identical batch, which the ERP treats as a replay.
 """
 
@@ -97,6 +106,9 @@ def _sales(lines: _Lines, orders: list[OrderFact], accounts: JournalAccounts, la
     for code, net in _sum(o.net_by_tax_code for o in orders).items():
         account = accounts.sales_by_tax_code.get(code, accounts.sales_default)
         lines.add(account, credit=net, description=f"{label}: sales net, tax code {code}")
+    for code, discount in _sum(o.discount_by_tax_code for o in orders).items():
+        account = accounts.sales_by_tax_code.get(code, accounts.sales_default)
+        lines.add(account, debit=discount, description=f"{label}: order discounts, tax code {code}")
     lines.add(
         accounts.shipping,
         credit=sum(o.shipping_net_minor for o in orders),
@@ -143,12 +155,20 @@ def _payments(
     for kind, account in (("Refund", accounts.refunds), ("Chargeback", accounts.chargebacks)):
         reversals = [tx for tx in done if tx.type == kind]
         for tx in reversals:
+            vat = tx.tax_by_rate if kind == "Refund" else {}
             lines.add(
                 account,
-                debit=tx.amount_minor,
+                debit=tx.amount_minor - sum(vat.values()),
                 description=f"{kind} {tx.document or tx.payment_id} {tx.provider}/{tx.method}",
                 reference=tx.transaction_id,
             )
+            for rate, tax in sorted(vat.items()):
+                lines.add(
+                    accounts.vat_by_rate.get(rate, accounts.vat_default),
+                    debit=tax,
+                    description=f"Refund VAT at {rate} {tx.document or tx.payment_id}",
+                    reference=tx.transaction_id,
+                )
         for (provider, method), amount in _per_provider(reversals).items():
             lines.add(
                 accounts.psp(provider),
@@ -193,3 +213,52 @@ def build_journals(
             )
         )
     return batches
+
+
+def correction_batch_id(original: str, number: int) -> str:
+    return f"{original}-c{number}"
+
+
+def correcting_batch(batch: JournalBatch, held: Iterable[JournalBatch]) -> JournalBatch | None:
+    """The correcting journal that brings what the ERP holds for ``batch``'s day and currency
+    (``held``: the original and its corrections) to ``batch``; None when nothing differs.
+
+    Lines are the difference per (account, reference), in ``batch``'s line order, then lines
+    only the ERP holds (reversed). The batch id is the next ``-c<n>``: deterministic, so a
+    crash and re-run posts the same batch (a replay) or, once posted, nothing.
+    """
+    held = list(held)
+    original = batch.batch_id
+    corrections = [b for b in held if b.batch_id.startswith(original + "-c")]
+    have: dict[tuple[str, str | None], int] = {}
+    for posted in held:
+        for line in posted.lines:
+            key = (line.account, line.reference)
+            have[key] = have.get(key, 0) + line.debit_minor - line.credit_minor
+    want: dict[tuple[str, str | None], int] = {}
+    descriptions: dict[tuple[str, str | None], str] = {}
+    for line in batch.lines:
+        key = (line.account, line.reference)
+        want[key] = want.get(key, 0) + line.debit_minor - line.credit_minor
+        descriptions.setdefault(key, line.description)
+    lines = _Lines()
+    for key in [*want, *(k for k in have if k not in want)]:
+        difference = want.get(key, 0) - have.get(key, 0)
+        account, reference = key
+        lines.add(
+            account,
+            debit=difference,
+            description=f"Correction: {descriptions.get(key, f'reversal of {account}')}",
+            reference=reference,
+        )
+    if not lines.lines:
+        return None
+    number = len(corrections) + 1
+    return JournalBatch(
+        batch_id=correction_batch_id(original, number),
+        posting_date=batch.posting_date,
+        currency=batch.currency,
+        fraction_digits=batch.fraction_digits,
+        description=f"Correction {number} of {original}: {batch.description}"[:200],
+        lines=lines.lines,
+    )

@@ -39,6 +39,27 @@ def orders_by_payment(client: Any, payment_ids: list[str]) -> dict[str, tuple[st
     return found
 
 
+def with_refund_taxes(client: Any, facts: list[Any]) -> list[Any]:
+    """Refund facts with the output VAT they give back (``refund_tax_by_rate``), from their
+    orders (looked up by id, 50 a request); other facts unchanged."""
+    from dataclasses import replace
+
+    from ct_pipelines.commercetools.models import Order
+    from ct_pipelines.defs.finance.logic.facts import refund_tax_by_rate
+
+    wanted = sorted({f.order_id for f in facts if f.type == "Refund" and f.order_id})
+    orders: dict[str, Any] = {}
+    for chunk in chunks(wanted):
+        for raw in client.query_all("orders", where=[f"id in ({quoted(chunk)})"]):
+            orders[raw["id"]] = Order.model_validate(raw)
+    return [
+        replace(f, tax_by_rate=refund_tax_by_rate(f.amount_minor, orders[f.order_id]))
+        if f.type == "Refund" and f.order_id in orders
+        else f
+        for f in facts
+    ]
+
+
 def order_source_days(client: Any, order_ids: list[str]) -> dict[str, date | None]:
     """Shop day of each commercetools order id; None for ids commercetools does not know."""
     days: dict[str, date | None] = dict.fromkeys(order_ids)

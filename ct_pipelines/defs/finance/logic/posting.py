@@ -1,10 +1,19 @@
-"""Posting a shop day's journal batches to the ERP once: one row per batch, with its status."""
+"""Posting a shop day's journal batches to the ERP once: one row per batch, with its status.
+
+A batch the ERP already holds with other lines is corrected, not posted again: the difference
+goes out as a correcting journal (``journal.correcting_batch``, batch id ``<original>-c<n>``),
+status ``corrected``; once the ERP holds it a re-run finds nothing to correct.
+"""
 
 from datetime import date, datetime
 from typing import Any
 
 from ct_pipelines.defs.finance.logic.days import day_window
-from ct_pipelines.defs.finance.logic.journal import JournalAccounts, build_journals
+from ct_pipelines.defs.finance.logic.journal import (
+    JournalAccounts,
+    build_journals,
+    correcting_batch,
+)
 from ct_pipelines.erp.errors import ErpConflictError
 from ct_pipelines.kernel.shop import SHOP
 
@@ -54,16 +63,28 @@ def journal_rows(
         existing = posted.get(batch.batch_id)
         if existing is not None:
             row["journal_no"] = existing.journal_no
-            if existing.lines == batch.lines:
+            held = [existing] + [
+                b for bid, b in sorted(posted.items()) if bid.startswith(batch.batch_id + "-c")
+            ]
+            correction = correcting_batch(batch, held)
+            if correction is None:
                 row["status"] = "already_posted"
-            else:
-                # Posted once and kept: the reconciliation shows what changed since.
-                row["status"] = "posted_differs"
-                posted_total = sum(line.debit_minor for line in existing.lines)
+            elif not post_journals:
+                row["status"] = "correction_not_posted"
                 row["detail"] = (
-                    f"the ERP holds {len(existing.lines)} lines for {posted_total} minor units; "
-                    f"commercetools now gives {len(batch.lines)} lines for {total}"
+                    f"{correction.batch_id} ({len(correction.lines)} lines) waits: "
+                    "posting switched off (post_journals=false)"
                 )
+            else:
+                try:
+                    posting = port.post_journal_batch(correction)
+                    row["status"] = "corrected"
+                    row["detail"] = (
+                        f"correcting journal {correction.batch_id} ({posting.journal_no}, "
+                        f"{len(correction.lines)} lines) for {existing.journal_no}"
+                    )
+                except ErpConflictError as exc:
+                    row["status"], row["detail"] = "posted_differs", str(exc)[:300]
         elif end > now:
             row["status"] = "day_not_over"
             row["detail"] = f"the shop day ends {end.isoformat()}; posted after that"

@@ -7,7 +7,15 @@ transactions of the day against the lines of the day's journal batches in the ER
 
 A variance is always ERP minus commercetools: an order missing from the ERP is negative, an
 order only the ERP holds is positive. Every non-zero variance names the order (and transaction)
-behind it; the day's totals per metric list those orders too.
+behind it; the day's totals per metric list those orders too, and carry besides the net
+variance the sum of the absolute per-order variances (``variance_abs_minor``): +100 on one
+order and -100 on another net to 0 but are 200 of variances, and the day is not clean.
+
+Every difference is reported, none hidden by a key:
+- a document the ERP holds twice (``duplicate_in_erp``, the copies' figures counted in full);
+- two ERP documents for one commercetools order (``second_document_in_erp``);
+- an order the ERP holds in another currency (``wrong_currency_in_erp`` under the ERP's
+  currency, ``missing_in_erp`` under commercetools' one).
 """
 
 from __future__ import annotations
@@ -186,6 +194,7 @@ class MetricTotal:
     erp_minor: int
     variance_minor: int
     orders: tuple[str, ...]  # documents behind the variance
+    variance_abs_minor: int = 0  # sum of the absolute per-order (per-transaction) variances
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,10 @@ class DayReconciliation:
 
     @property
     def balanced(self) -> bool:
-        return all(t.variance_minor == 0 for t in self.totals) and not self.variances
+        return (
+            all(t.variance_minor == 0 and t.variance_abs_minor == 0 for t in self.totals)
+            and not self.variances
+        )
 
 
 def _order_figures(fact: OrderFact | ErpOrderFact | None) -> dict[str, int]:
@@ -221,24 +233,46 @@ _ORDER_KINDS = {
 }
 
 
+def _erp_figures(copies: Sequence[ErpOrderFact]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for copy in copies:
+        for metric, value in _order_figures(copy).items():
+            total[metric] = total.get(metric, 0) + value
+    return total
+
+
 def _order_variances(
     day: date,
     ct: Mapping[tuple[str, str], OrderFact],
-    erp: Mapping[tuple[str, str], ErpOrderFact],
+    erp: Mapping[tuple[str, str], Sequence[ErpOrderFact]],
     all_ct_documents: Mapping[str, OrderFact],
 ) -> list[Variance]:
+    documents_by_source: dict[str, set[str]] = {}
+    for copies in erp.values():
+        for copy in copies:
+            documents_by_source.setdefault(copy.source_order_id, set()).add(copy.document)
     variances = []
     for key in sorted(set(ct) | set(erp)):
         currency, document = key
-        ours, theirs = ct.get(key), erp.get(key)
+        ours, copies = ct.get(key), list(erp.get(key, ()))
+        theirs = copies[0] if copies else None
         kind = _ORDER_KINDS[(ours is not None, theirs is not None)]
         detail = ""
         if ours is None:
+            assert theirs is not None
             other = all_ct_documents.get(document)
-            if other is None:
+            others = sorted(documents_by_source.get(theirs.source_order_id, set()) - {document})
+            if other is not None and other.currency != currency:
+                kind = "wrong_currency_in_erp"
+                detail = f"commercetools has the order in {other.currency}, the ERP in {currency}"
+            elif others and any((currency, d) in ct or d in all_ct_documents for d in others):
+                kind = "second_document_in_erp"
+                detail = (
+                    f"a second ERP document for order {theirs.source_order_id}, "
+                    f"which the ERP also holds as {', '.join(others)}"
+                )
+            elif other is None:
                 detail = "the ERP holds a sales order commercetools has no order for on this day"
-            elif other.currency != currency:
-                detail = f"commercetools has the order in {other.currency}"
             else:
                 kind = "not_eligible_in_commercetools"
                 detail = (
@@ -246,10 +280,20 @@ def _order_variances(
                 )
         elif theirs is None:
             detail = "eligible in commercetools but no sales order in the ERP"
+            elsewhere = [
+                c for (c, d), found in erp.items() if d == document and c != currency and found
+            ]
+            if elsewhere:
+                detail = f"the ERP holds it in {', '.join(sorted(elsewhere))}, not {currency}"
             if ours.problem:
                 detail += f" ({ours.problem})"
-        ct_figures, erp_figures = _order_figures(ours), _order_figures(theirs)
-        source = ours or theirs
+        if len(copies) > 1:
+            kind = "duplicate_in_erp"
+            detail = f"the ERP holds document {document} {len(copies)} times: " + ", ".join(
+                sorted(c.sales_order_no for c in copies)
+            )
+        ct_figures, erp_figures = _order_figures(ours), _erp_figures(copies)
+        source: OrderFact | ErpOrderFact | None = ours or theirs
         assert source is not None
         for metric in sorted(set(ct_figures) | set(erp_figures)):
             a, b = ct_figures.get(metric, 0), erp_figures.get(metric, 0)
@@ -263,8 +307,8 @@ def _order_variances(
                     kind=kind,
                     metric=metric,
                     document=document,
-                    order_id=ours.order_id if ours else theirs.source_order_id,  # type: ignore[union-attr]
-                    reference=theirs.sales_order_no if theirs else None,
+                    order_id=ours.order_id if ours else copies[0].source_order_id,
+                    reference=", ".join(c.sales_order_no for c in copies) or None,
                     commercetools_minor=a,
                     erp_minor=b,
                     variance_minor=b - a,
@@ -342,7 +386,9 @@ def reconcile_day(
     orders = [o for o in orders if o.day == day]
     all_ct = {o.document: o for o in orders}
     ct = {(o.currency, o.document): o for o in orders if o.eligible}
-    erp = {(o.currency, o.document): o for o in erp_orders}
+    erp: dict[tuple[str, str], list[ErpOrderFact]] = {}
+    for erp_order in erp_orders:
+        erp.setdefault((erp_order.currency, erp_order.document), []).append(erp_order)
     variances = _order_variances(day, ct, erp, all_ct)
 
     done = [t for t in transactions if t.day == day and t.succeeded]
@@ -355,14 +401,23 @@ def reconcile_day(
         | {line.currency for line in lines}
     )
     digits: dict[str, int] = {}
+    erp_all = [copy for copies in erp.values() for copy in copies]
     sources: list[OrderFact | ErpOrderFact | TransactionFact | PostedLine] = [
         *ct.values(),
-        *erp.values(),
+        *erp_all,
         *done,
         *lines,
     ]
     for source in sources:
         digits.setdefault(source.currency, source.fraction_digits)
+
+    vat_accounts = {*accounts.vat_by_rate.values(), accounts.vat_default}
+
+    def refund_line(line: PostedLine, account: str) -> bool:
+        # A refund's VAT lines carry its transaction id; the day's sales VAT lines carry none.
+        if line.account == account:
+            return True
+        return account == accounts.refunds and line.account in vat_accounts and bool(line.reference)
 
     totals: list[MetricTotal] = []
     for currency in currencies:
@@ -378,7 +433,7 @@ def reconcile_day(
                     [
                         line
                         for line in lines
-                        if line.currency == currency and line.account == account
+                        if line.currency == currency and refund_line(line, account)
                     ],
                 )
             )
@@ -387,7 +442,7 @@ def reconcile_day(
         for fact in (f for (c, _), f in ct.items() if c == currency):
             for metric, value in _order_figures(fact).items():
                 ct_sum[metric] = ct_sum.get(metric, 0) + value
-        for erp_fact in (f for (c, _), f in erp.items() if c == currency):
+        for erp_fact in (f for f in erp_all if f.currency == currency):
             for metric, value in _order_figures(erp_fact).items():
                 erp_sum[metric] = erp_sum.get(metric, 0) + value
         for metric, kind, account in (
@@ -400,18 +455,15 @@ def reconcile_day(
             erp_sum[metric] = sum(
                 line.amount_minor
                 for line in lines
-                if line.currency == currency and line.account == account
+                if line.currency == currency and refund_line(line, account)
             )
         rates = sorted(m for m in set(ct_sum) | set(erp_sum) if m.startswith(TAX_RATE_PREFIX))
         for metric in [*BASE_METRICS, *rates, *PAYMENT_METRICS]:
             a, b = ct_sum.get(metric, 0), erp_sum.get(metric, 0)
-            behind = sorted(
-                {
-                    v.document or v.reference or ""
-                    for v in variances
-                    if v.currency == currency and v.metric == metric
-                }
-            )
+            behind_variances = [
+                v for v in variances if v.currency == currency and v.metric == metric
+            ]
+            behind = sorted({v.document or v.reference or "" for v in behind_variances})
             totals.append(
                 MetricTotal(
                     day=day,
@@ -422,6 +474,7 @@ def reconcile_day(
                     erp_minor=b,
                     variance_minor=b - a,
                     orders=tuple(behind),
+                    variance_abs_minor=sum(abs(v.variance_minor) for v in behind_variances),
                 )
             )
     variances.sort(key=lambda v: (v.currency, v.kind, v.document or "", v.metric))
@@ -439,6 +492,7 @@ TOTAL_COLUMNS = [
     "erp_minor",
     "variance_minor",
     "orders",
+    "variance_abs_minor",
 ]
 VARIANCE_COLUMNS = [
     "day",
@@ -454,6 +508,19 @@ VARIANCE_COLUMNS = [
     "variance_minor",
     "detail",
 ]
+
+
+def absolute_variances(totals: pd.DataFrame) -> pd.Series:
+    """Per total row: the sum of its absolute per-order variances, at least |net variance|.
+
+    Offsetting variances (+100 on one order, -100 on another) net to 0 but are still 200 of
+    variances. Frames stored before the column existed fall back to the net variance.
+    """
+    net = totals["variance_minor"].astype("int64").abs()
+    if "variance_abs_minor" not in totals.columns:
+        return net
+    absolute = pd.to_numeric(totals["variance_abs_minor"], errors="coerce").fillna(0)
+    return pd.concat([net, absolute.astype("int64")], axis=1).max(axis=1)
 
 
 def totals_frame(totals: Iterable[MetricTotal]) -> pd.DataFrame:

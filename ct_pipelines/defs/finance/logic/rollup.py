@@ -14,7 +14,11 @@ import pandas as pd
 
 from ct_pipelines.defs.finance.logic.days import days_between, month_start, week_start
 from ct_pipelines.defs.finance.logic.facts import OrderFact
-from ct_pipelines.defs.finance.logic.reconcile import TAX_RATE_PREFIX, TOTAL_COLUMNS
+from ct_pipelines.defs.finance.logic.reconcile import (
+    TAX_RATE_PREFIX,
+    TOTAL_COLUMNS,
+    absolute_variances,
+)
 
 PERIOD_COLUMNS = [
     "period",
@@ -88,10 +92,15 @@ def period_close(
         return PeriodClose(
             period, first, last_day, reconciled, missing, unposted_days, (), _empty_totals()
         )
-    daily = pd.concat(frames, ignore_index=True)[TOTAL_COLUMNS]
+    daily = pd.concat(frames, ignore_index=True)
+    if "variance_abs_minor" not in daily.columns:
+        daily["variance_abs_minor"] = None
+    daily = daily[TOTAL_COLUMNS]
     for column in ("commercetools_minor", "erp_minor", "variance_minor", "fraction_digits"):
         daily[column] = daily[column].astype("int64")
-    off = daily[daily["variance_minor"] != 0]
+    # Offsetting per-order variances net to 0 but keep the day (and the period) open.
+    daily["variance_abs_minor"] = absolute_variances(daily)
+    off = daily[daily["variance_abs_minor"] != 0]
     variance_days = tuple(sorted({date.fromisoformat(str(d)) for d in off["day"]}))
     rows = []
     for (currency, metric), group in daily.groupby(["currency", "metric"], sort=True):
@@ -114,8 +123,8 @@ def period_close(
                 "commercetools_minor": int(group["commercetools_minor"].sum()),
                 "erp_minor": int(group["erp_minor"].sum()),
                 "variance_minor": int(group["variance_minor"].sum()),
-                "variance_abs_minor": int(group["variance_minor"].abs().sum()),
-                "days_with_variance": int((group["variance_minor"] != 0).sum()),
+                "variance_abs_minor": int(group["variance_abs_minor"].sum()),
+                "days_with_variance": int((group["variance_abs_minor"] != 0).sum()),
                 "orders": ", ".join(behind),
             }
         )

@@ -31,7 +31,10 @@ VARIANCES = "finance_variances"
 PERIOD_CLOSE = "finance_period_close"
 
 
-POSTED_STATUSES = frozenset({"posted", "already_posted"})
+VAT_SUMMARY = "finance_vat_summary"
+
+
+POSTED_STATUSES = frozenset({"posted", "already_posted", "corrected"})
 
 
 def read_frame(store: Any, name: str, key: str) -> pd.DataFrame | None:

@@ -107,3 +107,37 @@ def test_a_currency_with_two_precisions_is_refused() -> None:
     odd = replace(refund(DAY, "t1", 100), fraction_digits=3)
     with pytest.raises(ValueError, match="fraction digits"):
         build_journals(DAY, [fact], [odd])
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("JPY", 0), ("GBP", 2), ("KWD", 3)])
+def test_an_order_level_discount_is_booked_against_sales_not_rounding(
+    currency: str, digits: int
+) -> None:
+    from ct_pipelines_tests.defs.order_to_cash.logic.order_factory import make_order
+
+    source = make_order(
+        [("A", 2, 1999, "0.2"), ("B", 3, 450, "0.05")],
+        shipping=(395, "0.2"),
+        currency=currency,
+        digits=digits,
+        total_discount=1000,
+    )
+    fact = order_fact(source, LONDON)
+    assert fact.unexplained_minor == 0 and fact.problem is None
+    assert sum(fact.discount_by_tax_code.values()) == int(
+        source.discount_on_total_price["discountedNetAmount"]["centAmount"]
+    )
+    [batch] = build_journals(DAY, [fact], [])
+    accounts = {line.account for line in batch.lines}
+    assert "7990" not in accounts
+    discounts = [line for line in batch.lines if "order discounts" in line.description]
+    assert {line.account for line in discounts} == {"4000", "4010"}
+    assert sum(line.debit_minor for line in batch.lines) == sum(
+        line.credit_minor for line in batch.lines
+    )
+    vat = {line.account: line.credit_minor for line in batch.lines if line.account.startswith("22")}
+    portions = {
+        format(p.rate.normalize(), "f"): p.amount.cent_amount
+        for p in source.taxed_price.tax_portions
+    }
+    assert vat == {"2200": portions["0.2"], "2205": portions["0.05"]}

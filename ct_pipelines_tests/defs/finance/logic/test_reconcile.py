@@ -182,3 +182,72 @@ def test_frames_keep_every_figure() -> None:
     assert int(totals.loc[totals["metric"] == "gross", "variance_minor"].iloc[0]) == -12345
     assert set(variances["document"]) == {"KWD-0"}
     assert totals["orders"].iloc[0] == "KWD-0"
+
+
+def _erp_copy(source, **changes):
+    return replace(erp_order_fact(erp_sales_order(source), RATES), **changes)
+
+
+def test_the_same_document_twice_in_the_erp_is_a_duplicate_with_its_amount() -> None:
+    sources, facts = _day("GBP")
+    first = _erp_copy(sources[0])
+    twice = replace(first, sales_order_no="SO-dup")
+    result = reconcile_day(DAY, facts, [], [first, twice, *_erp(sources[1:])], [])
+    assert not result.balanced
+    dup = {v.metric: v for v in result.variances if v.kind == "duplicate_in_erp"}
+    assert dup["gross"].document == "GBP-0"
+    assert dup["gross"].variance_minor == facts[0].gross_minor
+    assert dup["orders"].variance_minor == 1
+    assert "SO-dup" in dup["gross"].detail
+    assert _total(result, "GBP", "gross").variance_minor == facts[0].gross_minor
+
+
+def test_two_documents_for_one_order_are_reported() -> None:
+    sources, facts = _day("GBP")
+    second = _erp_copy(sources[0], document=f"id-{sources[0].id}", sales_order_no="SO-2nd")
+    result = reconcile_day(DAY, facts, [], [*_erp(sources), second], [])
+    found = [v for v in result.variances if v.kind == "second_document_in_erp"]
+    assert {v.document for v in found} == {second.document}
+    assert {v.order_id for v in found} == {sources[0].id}
+    gross = next(v for v in found if v.metric == "gross")
+    assert gross.variance_minor == facts[0].gross_minor
+    assert "GBP-0" in gross.detail
+
+
+def test_offsetting_variances_are_still_variances_and_fail_the_check() -> None:
+    from ct_pipelines.defs.finance.logic.checks import variance_verdict
+    from ct_pipelines.defs.finance.logic.rollup import period_close
+
+    sources, facts = _day("GBP")
+    erp = _erp(sources)
+    erp[0] = replace(erp[0], gross_minor=erp[0].gross_minor + 100)
+    erp[1] = replace(erp[1], gross_minor=erp[1].gross_minor - 100)
+    result = reconcile_day(DAY, facts, [], erp, [])
+    gross = _total(result, "GBP", "gross")
+    assert (gross.variance_minor, gross.variance_abs_minor) == (0, 200)
+    assert gross.orders == ("GBP-0", "GBP-1")
+    assert not result.balanced
+    totals, variances = totals_frame(result.totals), variances_frame(result.variances)
+    passed, metadata = variance_verdict(totals, variances, tolerance_minor=0)
+    assert not passed and metadata["days_over_tolerance"] == 1
+    close = period_close("month", DAY, {DAY: totals})
+    assert not close.ready_to_close and close.variance_days == (DAY,)
+    assert close.variance_abs_minor["GBP"] == 200
+
+
+def test_an_order_in_the_erp_under_another_currency_is_reported() -> None:
+    sources, facts = _day("GBP")
+    wrong = _erp_copy(sources[0], currency="EUR")
+    result = reconcile_day(DAY, facts, [], [wrong, *_erp(sources[1:])], [])
+    kinds = {(v.currency, v.kind) for v in result.variances if v.document == "GBP-0"}
+    assert kinds == {("GBP", "missing_in_erp"), ("EUR", "wrong_currency_in_erp")}
+    eur = next(v for v in result.variances if v.currency == "EUR" and v.metric == "gross")
+    assert eur.variance_minor == facts[0].gross_minor and "in GBP" in eur.detail
+    gbp = next(v for v in result.variances if v.currency == "GBP" and v.metric == "gross")
+    assert "EUR" in gbp.detail
+    from ct_pipelines.defs.finance.logic.checks import variance_verdict
+
+    passed, _ = variance_verdict(
+        totals_frame(result.totals), variances_frame(result.variances), tolerance_minor=0
+    )
+    assert not passed

@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ct_pipelines.commercetools.models import Order
+from ct_pipelines.kernel.money import allocate
 
 RATES = {"0.2": "Standard UK", "0.05": "Reduced UK", "0": "Zero UK"}
 
@@ -46,8 +47,14 @@ def make_order(
     high_precision_unit: dict[int, tuple[int, int]] | None = None,
     payment_state: str | None = "Paid",
     order_state: str = "Open",
+    total_discount: int | None = None,
 ) -> Order:
-    """lines: (sku, quantity, unit gross in minor units, rate); discounts: line index -> discounted unit gross."""
+    """lines: (sku, quantity, unit gross in minor units, rate); discounts: line index -> discounted unit gross.
+
+    ``total_discount``: an order-level cart discount (``discountOnTotalPrice``) of that much
+    gross, as commercetools applies it: the lines keep their prices; the order's gross per rate
+    loses a share in proportion to its gross and each rate's tax is split again.
+    """
     discounts = discounts or {}
     high_precision_unit = high_precision_unit or {}
     portions: dict[str, list[int]] = {}
@@ -136,6 +143,23 @@ def make_order(
             },
             "shippingMethodState": "MatchesCart",
         }
+    on_total = None
+    if total_discount:
+        before_net = sum(p[0] for p in portions.values())
+        rates = sorted(portions)
+        weights = {rate: portions[rate][0] + portions[rate][1] for rate in rates}
+        shares = allocate(total_discount, weights)
+        for rate in rates:
+            net, tax = _split(weights[rate] - shares[rate], Decimal(rate))
+            portions[rate] = [net, tax]
+        on_total = {
+            "discountedAmount": money(total_discount, currency, digits),
+            "discountedGrossAmount": money(total_discount, currency, digits),
+            "discountedNetAmount": money(
+                before_net - sum(p[0] for p in portions.values()), currency, digits
+            ),
+            "includedDiscounts": [],
+        }
     total_net = sum(p[0] for p in portions.values())
     total_tax = sum(p[1] for p in portions.values())
     order_id = str(uuid.uuid4())
@@ -171,6 +195,8 @@ def make_order(
     }
     if shipping_info:
         doc["shippingInfo"] = shipping_info
+    if on_total:
+        doc["discountOnTotalPrice"] = on_total
     if order_number:
         doc["orderNumber"] = order_number
     if payment_state:

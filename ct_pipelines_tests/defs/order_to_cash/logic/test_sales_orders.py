@@ -54,6 +54,71 @@ def test_discounted_line_becomes_list_price_plus_discount_line() -> None:
     assert draft.lines_add_up()
 
 
+@pytest.mark.parametrize(("currency", "digits"), [("JPY", 0), ("GBP", 2), ("KWD", 3)])
+def test_order_level_discount_is_split_per_rate_and_the_lines_add_up(
+    currency: str, digits: int
+) -> None:
+    order = make_order(
+        [
+            ("TSHIRT-BLK-M", 2, 1999, "0.2"),
+            ("TEA-EARLGREY", 3, 450, "0.05"),
+            ("BOOK-1", 1, 899, "0"),
+        ],
+        shipping=(395, "0.2"),
+        currency=currency,
+        digits=digits,
+        total_discount=1000,
+    )
+    draft = to_sales_order(order, MAPPING)
+    assert draft.lines_add_up()
+    discounts = [line for line in draft.lines if line.kind == "discount"]
+    assert sum(line.gross_minor for line in discounts) == -1000
+    assert {line.tax_code for line in discounts} == {"S", "R", "Z"}
+    portions = {
+        str(p.rate.normalize()): p.amount.cent_amount for p in order.taxed_price.tax_portions
+    }
+    for code, rate in (("S", "0.2"), ("R", "0.05"), ("Z", "0")):
+        assert (
+            sum(line.tax_minor for line in draft.lines if line.tax_code == code) == portions[rate]
+        )
+    for line in draft.lines:
+        assert line.unit_price_minor * line.quantity == line.gross_minor  # tax-inclusive prices
+
+
+def test_inconsistent_order_discount_is_a_clear_validation_error() -> None:
+    order = make_order([("MUG-WHT", 2, 1200, "0.2")], shipping=None, total_discount=300)
+    broken = order.model_copy(
+        update={
+            "discount_on_total_price": {
+                **(order.discount_on_total_price or {}),
+                "discountedNetAmount": {"centAmount": 1, "currencyCode": "GBP"},
+            }
+        }
+    )
+    with pytest.raises(MappingError, match="discountedNetAmount is 1"):
+        to_sales_order(broken, MAPPING)
+
+
+def test_discounted_shipping_keeps_unit_price_times_quantity() -> None:
+    order = make_order([("MUG-WHT", 1, 1200, "0.2")], shipping=(0, "0.2"))
+    data = order.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["shippingInfo"]["price"]["centAmount"] = 495  # the rate before free shipping
+    order = type(order).model_validate(data)
+    draft = to_sales_order(order, MAPPING)
+    shipping, discount = draft.lines[1], draft.lines[2]
+    assert (shipping.kind, shipping.unit_price_minor, shipping.gross_minor) == (
+        "shipping",
+        495,
+        495,
+    )
+    assert (discount.kind, discount.gross_minor, discount.unit_price_minor) == (
+        "discount",
+        -495,
+        -495,
+    )
+    assert draft.lines_add_up()
+
+
 @pytest.mark.parametrize(
     ("currency", "digits", "unit"), [("JPY", 0, 1980), ("GBP", 2, 1999), ("KWD", 3, 12345)]
 )
