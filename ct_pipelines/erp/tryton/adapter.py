@@ -183,16 +183,23 @@ class TrytonErpClient:
             rows = self.rpc.search_read(
                 "stock.location",
                 [],
-                ["code", "type", "warehouse"],
+                ["code", "type", "parent"],
                 context={"active_test": False},
             )
-            codes = {row["id"]: row["code"] for row in rows if row["type"] == "warehouse"}
-            self._warehouse_of = {
-                row["id"]: codes.get(row["warehouse"]) if row.get("warehouse") else None
-                for row in rows
-            }
-            for warehouse_id, code in codes.items():
-                self._warehouse_of[warehouse_id] = code
+            by_id = {row["id"]: row for row in rows}
+
+            def warehouse(location_id: int | None) -> str | None:
+                seen = 0
+                while location_id is not None and seen < 50:
+                    row = by_id.get(location_id)
+                    if row is None:
+                        return None
+                    if row["type"] == "warehouse":
+                        return row["code"]
+                    location_id, seen = row.get("parent"), seen + 1
+                return None
+
+            self._warehouse_of = {row["id"]: warehouse(row["id"]) for row in rows}
         return self._warehouse_of
 
     def _warehouse_ids(self, codes: Sequence[str] | None) -> dict[str, int]:
@@ -239,14 +246,16 @@ class TrytonErpClient:
             currency_code, digits = rows[0]["code"], int(rows[0]["digits"])
         fields = [
             "code",
-            "name",
+            "rec_name",
             "description",
             "list_price",
-            "customer_taxes_used",
             "active",
             "write_date",
             "create_date",
+            "template.name",
+            "template.list_price",
             "template.write_date",
+            "template.account_category.customer_taxes_used",
         ]
         rows = sorted(
             self._products(
@@ -262,13 +271,13 @@ class TrytonErpClient:
                 row.get("write_date") or row["create_date"],
                 template.get("write_date") or row["create_date"],
             )
-            price = Decimal(row["list_price"] or 0)
+            price = Decimal(template.get("list_price") or row.get("list_price") or 0)
             minor = _minor(price, digits)
             exact = price if price != _major(minor, digits) else None
             yield ErpItem(
                 item_no=row["code"],
                 sku=row["code"],
-                name=row["name"],
+                name=template.get("name") or row["rec_name"],
                 description=row.get("description") or None,
                 prices=[
                     ErpPrice(
@@ -279,7 +288,9 @@ class TrytonErpClient:
                         country="GB",
                     )
                 ],
-                tax_code=self._code_of_tax(row.get("customer_taxes_used") or []),
+                tax_code=self._code_of_tax(
+                    (template.get("account_category.") or {}).get("customer_taxes_used") or []
+                ),
                 active=bool(row["active"]),
                 updated_at=_utc(updated),
             )
@@ -601,12 +612,16 @@ class TrytonErpClient:
             self.rpc.model("sale.sale", "quote", [sale_id])
         self.rpc.model("sale.sale", "confirm", [sale_id])
 
-    def _party(self, customer: SalesOrderCustomer) -> int:
+    def _party(self, customer: SalesOrderCustomer) -> tuple[int, int]:
+        """(party id, address id) of the customer, created on first use."""
         rows = self.rpc.search_read(
-            "party.party", [("code", "=", customer.ref)], ["id"], context={"active_test": False}
+            "party.party",
+            [("code", "=", customer.ref)],
+            ["addresses"],
+            context={"active_test": False},
         )
-        if rows:
-            return int(rows[0]["id"])
+        if rows and rows[0]["addresses"]:
+            return int(rows[0]["id"]), int(rows[0]["addresses"][0])
         address: dict[str, Any] = {}
         if customer.country:
             countries = self.rpc.search_read(
@@ -619,7 +634,7 @@ class TrytonErpClient:
             "create",
             [{"name": customer.ref, "code": customer.ref, "addresses": [["create", [address]]]}],
         )
-        return int(created[0])
+        return self._party(customer) if created else (0, 0)
 
     def _create_sale(self, order: SalesOrderDraft, idempotency_key: str) -> int:
         if not order.lines:
@@ -685,13 +700,15 @@ class TrytonErpClient:
                     ),
                 }
             )
-        party = self._party(order.customer)
+        party, address = self._party(order.customer)
         created = self.rpc.model(
             "sale.sale",
             "create",
             [
                 {
                     "party": party,
+                    "invoice_address": address,
+                    "shipment_address": address,
                     "reference": order.external_document_number,
                     "sale_date": order.order_date,
                     "currency": currency_id,

@@ -1,6 +1,6 @@
 """Tryton's JSON-RPC over httpx: login to a session, call ``model.<name>.<method>``, typed errors.
 
-Wire format (trytond ``protocols/jsonrpc.py``): ``POST <url>/<database>/`` with
+Wire format (trytond ``protocols/jsonrpc.py``): ``POST <url>/<database>/rpc/`` with
 ``{"id", "method", "params"}``; the answer holds ``result`` or ``error``. Decimals, dates and
 datetimes travel as ``{"__class__": "Decimal", "decimal": "1.20"}`` and the like. A session is
 ``Authorization: Session base64(login:user_id:session)``.
@@ -108,7 +108,7 @@ class TrytonRpc:
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
-        self._endpoint = f"{url.rstrip('/')}/{database}/"
+        self._endpoint = f"{url.rstrip('/')}/{database}/rpc/"
         self._database = database
         self._user = user
         self._password = password
