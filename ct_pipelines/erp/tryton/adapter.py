@@ -82,6 +82,7 @@ class TrytonSettings(BaseModel):
     # The port's VAT codes and the names of the Tryton taxes that carry them.
     tax_codes: dict[str, str] = {"S": "UK VAT 20%", "R": "UK VAT 5%", "Z": "UK VAT 0%"}
     journal_code: str = "SHOP"  # the journal batches are posted in
+    sale_warehouse: str = "MAN"  # the warehouse sales orders ship from
     # Warehouse codes the port reports stock for (None: every warehouse).
     warehouses: tuple[str, ...] | None = None
 
@@ -709,6 +710,9 @@ class TrytonErpClient:
                     "party": party,
                     "invoice_address": address,
                     "shipment_address": address,
+                    "warehouse": self._warehouse_ids([self.settings.sale_warehouse])[
+                        self.settings.sale_warehouse
+                    ],
                     "reference": order.external_document_number,
                     "sale_date": order.order_date,
                     "currency": currency_id,
@@ -898,7 +902,7 @@ class TrytonErpClient:
                 "account.move.line",
                 "read",
                 ids[start : start + PAGE],
-                ["move", "account.code", "debit", "credit", "description", "reference"],
+                ["move", "account.code", "debit", "credit", "description"],
             ):
                 by_move[line["move"]].append(line)
         return by_move
@@ -916,8 +920,8 @@ class TrytonErpClient:
                     account=(line.get("account.") or {}).get("code") or "",
                     debit_minor=_minor(line["debit"], digits),
                     credit_minor=_minor(line["credit"], digits),
-                    description=line.get("description") or "",
-                    reference=line.get("reference") or None,
+                    description=_split_text(line.get("description"))[0],
+                    reference=_split_text(line.get("description"))[1],
                 )
             )
         return PostedJournalBatch(
@@ -987,8 +991,8 @@ class TrytonErpClient:
                 "account": accounts[line.account]["id"],
                 "debit": _major(line.debit_minor, digits),
                 "credit": _major(line.credit_minor, digits),
-                "description": line.description,
-                "reference": line.reference,
+                # account.move.line has no reference field: it rides in the description.
+                "description": _line_text(line.description, line.reference),
             }
             for line in batch.lines
         ]
@@ -1028,6 +1032,22 @@ class TrytonErpClient:
         lines = self._move_lines(moves)
         batches = [self._posted_batch(move, lines[move["id"]]) for move in moves]
         yield from sorted(batches, key=lambda b: b.batch_id)
+
+
+_REF = " #ref:"
+
+
+def _line_text(description: str, reference: str | None) -> str:
+    return f"{description}{_REF}{reference}" if reference else description
+
+
+def _split_text(text: str | None) -> tuple[str, str | None]:
+    if not text:
+        return "", None
+    if _REF in text:
+        description, reference = text.rsplit(_REF, 1)
+        return description, reference or None
+    return text, None
 
 
 def _batch_id(description: str | None) -> str | None:
