@@ -1,0 +1,109 @@
+"""A real trytond for the session: a template database set up once, cloned, served on a free port.
+
+PostgreSQL at CT_PIPELINES_TEST_PG_URL (its server, not its database, is used). Without
+PostgreSQL or trytond the tests skip locally and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+PASSWORD = "admin-test-only"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Tryton tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    try:
+        import trytond  # noqa: F401
+
+        from ct_pipelines.erp.tryton import setup
+    except ImportError as exc:
+        _unavailable(f"trytond not installed: {exc}")
+    pg_url = os.environ.get("CT_PIPELINES_TEST_PG_URL")
+    if not pg_url:
+        _unavailable("CT_PIPELINES_TEST_PG_URL is not set")
+    assert pg_url is not None
+    parts = urlsplit(pg_url)
+    server_uri = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    directory = tmp_path_factory.mktemp("tryton")
+    port = _free_port()
+    suffix = uuid.uuid4().hex[:8]
+    template, database = f"ctp_tryton_tpl_{suffix}", f"ctp_tryton_{suffix}"
+    setup.setup_shop(
+        directory,
+        template,
+        PASSWORD,
+        database_uri=server_uri,
+        port=port,
+        postgres_admin_url=admin_url,
+    )
+    setup.clone_database(admin_url, template, database)
+    config = Path(directory) / "trytond.conf"
+    log = (Path(directory) / "trytond.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("trytond")), "-c", str(config), "-d", database],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.post(f"{url}/{database}/rpc/", json={"id": 0, "method": "x", "params": []})
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("trytond did not start; see trytond.log")
+            time.sleep(0.2)
+    try:
+        yield {"url": url, "database": database, "admin_url": admin_url, "template": template}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        for name in (database, template):
+            try:
+                setup._psql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:
+                pass
+
+
+@pytest.fixture(scope="session")
+def tryton_port(tryton_server: dict[str, str]):
+    from ct_pipelines.erp.tryton.adapter import TrytonErpClient, TrytonSettings
+
+    client = TrytonErpClient(
+        TrytonSettings(
+            url=tryton_server["url"],
+            database=tryton_server["database"],
+            user="admin",
+            password=SecretStr(PASSWORD),
+        )
+    )
+    yield client
+    client.close()
