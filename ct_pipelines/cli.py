@@ -7,6 +7,7 @@ ct-pipelines exceptions resolve ID... | --flow F ... --note "what was done" [--a
 ct-pipelines exceptions patterns [--days 14]
 ct-pipelines trace ORDER_NUMBER [--json]
 ct-pipelines sandbox serve|advance|status
+ct-pipelines tryton setup|serve --dir DIR [--database DB] [--port 8000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -47,6 +48,35 @@ def _sandbox_advance(args: argparse.Namespace) -> int:
 
 def _sandbox_status(args: argparse.Namespace) -> int:
     print(json.dumps(_world(args).status(), default=str, indent=2))
+    return 0
+
+
+def _tryton(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ct_pipelines.erp.tryton import setup
+
+    directory = Path(args.dir)
+    if args.action == "serve":
+        process = setup.serve(directory / "trytond.conf", args.database)
+        print(f"trytond on http://127.0.0.1:{args.port}/ database {args.database}")
+        return process.wait()
+    password = os.environ.get("CT_PIPELINES_TRYTON_PASSWORD")
+    if not password:
+        print(
+            "ct-pipelines: set CT_PIPELINES_TRYTON_PASSWORD (the admin password)", file=sys.stderr
+        )
+        return 2
+    uri = args.postgres.rsplit("/", 1)[0] + "/" if args.postgres else f"sqlite://{directory}"
+    result = setup.setup_shop(
+        directory,
+        args.database,
+        password,
+        database_uri=uri,
+        port=args.port,
+        postgres_admin_url=args.postgres,
+    )
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -276,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     advance.set_defaults(func=_sandbox_advance)
     status = actions.add_parser("status", help="what the sandbox holds")
     status.set_defaults(func=_sandbox_status)
+
+    tryton = commands.add_parser(
+        "tryton", help="a local Tryton ERP: setup a shop database, serve it"
+    )
+    tryton.add_argument("action", choices=["setup", "serve"])
+    tryton.add_argument("--dir", required=True, help="folder for trytond.conf and its data")
+    tryton.add_argument("--database", default="ct_shop")
+    tryton.add_argument("--port", type=int, default=8000)
+    tryton.add_argument(
+        "--postgres",
+        help="PostgreSQL admin URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
+    tryton.set_defaults(func=_tryton)
 
     exceptions = commands.add_parser("exceptions", help="work the exception queue")
     queue = exceptions.add_subparsers(dest="action", required=True)

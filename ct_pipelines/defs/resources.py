@@ -20,7 +20,7 @@ from ct_pipelines.erp.port import ErpPort
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.store import IntegrationStore, store_url_from_env
 
-MODES = ("auto", "sandbox", "live")
+MODES = ("auto", "sandbox", "live", "tryton")  # tryton: the ERP side only
 CTP_VARIABLES = (
     "CTP_PROJECT_KEY",
     "CTP_CLIENT_ID",
@@ -30,6 +30,12 @@ CTP_VARIABLES = (
     "CTP_SCOPES",
 )
 ERP_VARIABLES = ("CT_PIPELINES_ERP_URL",)
+TRYTON_VARIABLES = (
+    "CT_PIPELINES_TRYTON_URL",
+    "CT_PIPELINES_TRYTON_DATABASE",
+    "CT_PIPELINES_TRYTON_USER",
+    "CT_PIPELINES_TRYTON_PASSWORD",
+)
 
 
 def resolved(value: str | None) -> str | None:
@@ -182,13 +188,21 @@ class ErpResource(dg.ConfigurableResource):
     base_url: str | None = None
     api_token: str | None = None
     sandbox_dir: str | None = None
+    tryton_url: str | None = None
+    tryton_database: str | None = None
+    tryton_user: str | None = None
+    tryton_password: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
+        if self.mode == "tryton":
+            return False
         missing = [] if resolved(self.base_url) else list(ERP_VARIABLES)
         return _resolve(self.mode, missing, "ERP")
 
     def describe(self) -> str:
+        if self.mode == "tryton":
+            return f"Tryton {resolved(self.tryton_database)} at {resolved(self.tryton_url)}"
         if self.uses_sandbox:
             return f"ERP/WMS sandbox in {self._sandbox_path()}"
         return f"ERP/WMS at {resolved(self.base_url)}"
@@ -198,6 +212,24 @@ class ErpResource(dg.ConfigurableResource):
 
     @contextmanager
     def open_port(self) -> Iterator[ErpPort]:
+        if self.mode == "tryton":
+            from pydantic import SecretStr
+
+            from ct_pipelines.erp.tryton.adapter import TrytonErpClient, TrytonSettings
+
+            tryton = TrytonErpClient(
+                TrytonSettings(
+                    url=str(resolved(self.tryton_url)),
+                    database=str(resolved(self.tryton_database)),
+                    user=str(resolved(self.tryton_user)),
+                    password=SecretStr(str(resolved(self.tryton_password))),
+                )
+            )
+            try:
+                yield tryton
+            finally:
+                tryton.close()
+            return
         if self.uses_sandbox:
             from ct_sandbox import SANDBOX_ERP_URL
 
@@ -250,11 +282,21 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, dg.Con
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
     ct_mode = side_mode("commercetools", environ)
+    if ct_mode == "tryton":
+        raise ConfigurationError("tryton is a mode of the ERP side only (CT_PIPELINES_ERP=tryton)")
     erp_mode = side_mode("erp", environ)
     ctp_missing = [name for name in CTP_VARIABLES if not environ.get(name)]
     # Fail at load time, so `dagster dev` shows the reason instead of a run failing later.
     _resolve(ct_mode, ctp_missing, "commercetools")
-    _resolve(erp_mode, [n for n in ERP_VARIABLES if not environ.get(n)], "ERP")
+    if erp_mode == "tryton":
+        missing = [n for n in TRYTON_VARIABLES if not environ.get(n)]
+        if missing:
+            raise ConfigurationError(
+                f"CT_PIPELINES_ERP=tryton but {', '.join(missing)} are not set. "
+                "Refusing to fall back to the sandbox."
+            )
+    else:
+        _resolve(erp_mode, [n for n in ERP_VARIABLES if not environ.get(n)], "ERP")
     sandbox = environ.get("CT_PIPELINES_SANDBOX_DIR")
     return {
         "commercetools": CommercetoolsResource(
@@ -272,6 +314,10 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, dg.Con
             base_url=_env("CT_PIPELINES_ERP_URL", environ),
             api_token=_env("CT_PIPELINES_ERP_TOKEN", environ),
             sandbox_dir=sandbox,
+            tryton_url=_env("CT_PIPELINES_TRYTON_URL", environ),
+            tryton_database=_env("CT_PIPELINES_TRYTON_DATABASE", environ),
+            tryton_user=_env("CT_PIPELINES_TRYTON_USER", environ),
+            tryton_password=_env("CT_PIPELINES_TRYTON_PASSWORD", environ),
         ),
         "store": IntegrationStoreResource(db_url=_env("CT_PIPELINES_DB_URL", environ)),
         "product_catalog": ProductCatalogResource(),

@@ -93,9 +93,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime:
 
 
 def _minor(amount: Decimal, digits: int) -> int:
-    return int(
-        (Decimal(amount).scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-    )
+    return int((Decimal(amount).scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def _major(minor: int, digits: int) -> Decimal:
@@ -907,7 +905,9 @@ class TrytonErpClient:
                 by_move[line["move"]].append(line)
         return by_move
 
-    def _posted_batch(self, move: dict[str, Any], lines: list[dict[str, Any]]) -> PostedJournalBatch:
+    def _posted_batch(
+        self, move: dict[str, Any], lines: list[dict[str, Any]]
+    ) -> PostedJournalBatch:
         currency = (move.get("company.") or {}).get("currency.") or {}
         digits = int(currency.get("digits") or 2)
         description = str(move.get("description") or "")

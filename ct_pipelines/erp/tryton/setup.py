@@ -29,7 +29,11 @@ WAREHOUSES = {
     "MK": "Milton Keynes DC",
     "LDN-STORE": "London Covent Garden store",
 }
-TAXES = {"S": ("UK VAT 20%", Decimal("0.20")), "R": ("UK VAT 5%", Decimal("0.05")), "Z": ("UK VAT 0%", Decimal("0"))}
+TAXES = {
+    "S": ("UK VAT 20%", Decimal("0.20")),
+    "R": ("UK VAT 5%", Decimal("0.05")),
+    "Z": ("UK VAT 0%", Decimal("0")),
+}
 # The finance flow's posting accounts (defs/finance/logic/posting.py defaults) by kind.
 FINANCE_ACCOUNTS: dict[str, tuple[str, str]] = {
     "1210": ("PSP receivable", "asset"),
@@ -104,7 +108,7 @@ def create_database(
     """A new database with the shop's modules activated and the admin user's password set."""
     if postgres_admin_url:
         _psql(postgres_admin_url, f'DROP DATABASE IF EXISTS "{database}"')
-        _psql(postgres_admin_url, f'CREATE DATABASE "{database}" ENCODING \'UTF8\'')
+        _psql(postgres_admin_url, f"CREATE DATABASE \"{database}\" ENCODING 'UTF8'")
     passfile = config.with_name("admin.pass")
     passfile.write_text(password)
     env = {**os.environ, "TRYTONPASSFILE": str(passfile)}
@@ -240,7 +244,7 @@ def configure_shop(
     Account = Model.get("account.account")
 
     def one(kind: str) -> Any:
-        return Account.find([("type.%s" % kind, "=", True), ("closed", "!=", True)], limit=1)[0]
+        return Account.find([(f"type.{kind}", "=", True), ("closed", "!=", True)], limit=1)[0]
 
     receivable, payable, revenue, expense = (
         one("receivable"),
@@ -254,7 +258,9 @@ def configure_shop(
     chart.form.category_account_expense = expense
     chart.execute("create_properties")
     AccountType = Model.get("account.account.type")
-    asset_type = AccountType.find([("statement", "=", "balance"), ("assets", "=", True)], limit=1)[0]
+    asset_type = AccountType.find([("statement", "=", "balance"), ("assets", "=", True)], limit=1)[
+        0
+    ]
     liability_type = AccountType.find(
         [("statement", "=", "balance"), ("assets", "=", False)], limit=1
     )[0]
@@ -412,9 +418,9 @@ def setup_shop(
     return {"config": str(config), "database": database, "output": result.stdout.strip()}
 
 
-def serve(config: Path) -> subprocess.Popen[bytes]:
-    """trytond on the config's 127.0.0.1 port, as a child process."""
-    return subprocess.Popen([_bin("trytond"), "-c", str(config)])
+def serve(config: Path, database: str) -> subprocess.Popen[bytes]:
+    """trytond on the config's 127.0.0.1 port with the database loaded, as a child process."""
+    return subprocess.Popen([_bin("trytond"), "-c", str(config), "-d", database])
 
 
 def _main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ PostgreSQL or trytond the tests skip locally and fail under CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -87,10 +88,8 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         process.wait(timeout=30)
         log.close()
         for name in (database, template):
-            try:
+            with contextlib.suppress(Exception):
                 setup._psql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception:
-                pass
 
 
 @pytest.fixture(scope="session")

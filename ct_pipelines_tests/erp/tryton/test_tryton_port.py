@@ -158,9 +158,7 @@ def test_shipment_with_tracking(tryton_port) -> None:
     assert [line.quantity for line in shipped.lines] == [2]
     assert tryton_port.shipments_since(page.next_cursor).shipments == []
     # The shipment took the stock: a movement out of MAN with reason shipment.
-    moves = tryton_port.stock_movements_tail(
-        (dt.datetime(2000, 1, 1), 0), {shipped.lines[0].sku}
-    )
+    moves = tryton_port.stock_movements_tail((dt.datetime(2000, 1, 1), 0), {shipped.lines[0].sku})
     assert any(m.reason == "shipment" and m.location == "MAN" for m in moves)
 
 
