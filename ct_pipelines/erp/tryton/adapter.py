@@ -912,7 +912,7 @@ class TrytonErpClient:
         digits = int(currency.get("digits") or 2)
         description = str(move.get("description") or "")
         batch_id = _batch_id(description) or ""
-        journal_lines = []
+        journal_lines: list[JournalLine] = []
         for line in sorted(lines, key=lambda row: row["id"]):
             journal_lines.append(
                 JournalLine(
