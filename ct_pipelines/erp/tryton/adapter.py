@@ -343,32 +343,20 @@ class TrytonErpClient:
             "shipment",
             "origin",
         ]
+        # A page is ``limit`` done moves (a move between two warehouses yields two movements).
+        rows = self.rpc.search_read(
+            "stock.move",
+            [("state", "=", "done"), *([_after(after)] if after else [])],
+            fields,
+            limit=limit + 1,
+            order=[("write_date", "ASC"), ("id", "ASC")],
+        )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
         movements: list[StockMovement] = []
-        last_key = after
-        has_more = False
-        offset_after = after
-        while len(movements) < limit:
-            rows = self.rpc.search_read(
-                "stock.move",
-                [("state", "=", "done"), *([_after(offset_after)] if offset_after else [])],
-                fields,
-                limit=limit,
-                order=[("write_date", "ASC"), ("id", "ASC")],
-            )
-            for row in rows:
-                if len(movements) >= limit:
-                    has_more = True
-                    break
-                last_key = _write_key(row)
-                movements.extend(self._move_deltas(row, warehouse_of))
-            else:
-                if len(rows) < limit:
-                    break
-                offset_after = last_key
-                continue
-            break
-        if len(movements) > limit:
-            has_more = True
+        for row in rows:
+            movements.extend(self._move_deltas(row, warehouse_of))
+        last_key = _write_key(rows[-1]) if rows else after
         self._fill_on_hand_after(movements, last_key)
         return StockMovementPage(
             movements=movements,
