@@ -6,6 +6,7 @@ ct-pipelines exceptions retry ID... | --flow F ... [--all] [--actor NAME]
 ct-pipelines exceptions resolve ID... | --flow F ... --note "what was done" [--actor NAME]
 ct-pipelines exceptions patterns [--days 14]
 ct-pipelines trace ORDER_NUMBER [--json]
+ct-pipelines preflight [--create-missing] [--json]
 ct-pipelines sandbox serve|advance|status
 ct-pipelines tryton setup|serve --dir DIR [--database DB] [--port 8000] [--postgres URL]
 """
@@ -22,6 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def _print(*parts: object) -> None:
+    """Everything the CLI shows passes the one scrubber: stored text came from outside."""
+    from ct_pipelines.kernel.scrub import scrub
+
+    print(*(scrub(str(part)) for part in parts))
+
+
 def _world(args: argparse.Namespace):
     from ct_pipelines.defs.resources import sandbox_dir
     from ct_sandbox import SandboxWorld
@@ -33,7 +41,7 @@ def _sandbox_serve(args: argparse.Namespace) -> int:
     from ct_sandbox.transport import serve
 
     world = _world(args)
-    print(
+    _print(
         f"sandbox: commercetools at http://{args.host}:{args.port}/ and ERP at http://{args.host}:{args.port}/erp"
     )
     serve(world, host=args.host, port=args.port)
@@ -42,12 +50,12 @@ def _sandbox_serve(args: argparse.Namespace) -> int:
 
 def _sandbox_advance(args: argparse.Namespace) -> int:
     result = _world(args).advance(minutes=args.minutes)
-    print(json.dumps(result, default=str, indent=2) if result is not None else "advanced")
+    _print(json.dumps(result, default=str, indent=2) if result is not None else "advanced")
     return 0
 
 
 def _sandbox_status(args: argparse.Namespace) -> int:
-    print(json.dumps(_world(args).status(), default=str, indent=2))
+    _print(json.dumps(_world(args).status(), default=str, indent=2))
     return 0
 
 
@@ -117,16 +125,16 @@ def _filter(args: argparse.Namespace):
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(rows, default=str, indent=2))
+        _print(json.dumps(rows, default=str, indent=2))
         return
     if not rows:
-        print("no exceptions match")
+        _print("no exceptions match")
         return
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     frame["reason"] = frame["reason"].str.slice(0, 80)
-    print(frame.to_string(index=False))
+    _print(frame.to_string(index=False))
 
 
 def _exceptions_list(args: argparse.Namespace) -> int:
@@ -169,15 +177,15 @@ def _exceptions_show(args: argparse.Namespace) -> int:
         ],
     }
     if args.json:
-        print(json.dumps(data, default=str, indent=2))
+        _print(json.dumps(data, default=str, indent=2))
         return 0
     for key, value in data.items():
         if key != "history":
-            print(f"{key:>16}: {value if value is not None else ''}")
-    print("         history:")
+            _print(f"{key:>16}: {value if value is not None else ''}")
+    _print("         history:")
     for event in data["history"]:
         detail = json.dumps(event["detail"], default=str) if event["detail"] else ""
-        print(
+        _print(
             f"    {event['at'].isoformat(timespec='seconds')}  {event['action']:<14} by {event['by']}  {detail}"
         )
     return 0
@@ -197,15 +205,15 @@ def _exceptions_retry(args: argparse.Namespace) -> int:
             all_matching=args.all,
         )
     for exception_id, why in outcome.skipped:
-        print(f"#{exception_id} not retried: {why}")
+        _print(f"#{exception_id} not retried: {why}")
     if not outcome.flagged:
-        print("nothing to retry")
+        _print("nothing to retry")
         return 0
     for flow, records in sorted(outcome.by_flow().items()):
         ids = ", ".join(f"#{r.id}" for r in records)
         target = RETRY_TARGETS.get(flow)
-        print(f"{flow}: {len(records)} flagged for retry ({ids})")
-        print(
+        _print(f"{flow}: {len(records)} flagged for retry ({ids})")
+        _print(
             "  next: "
             + (
                 f"the exception_retries sensor {target.behaviour}"
@@ -230,9 +238,9 @@ def _exceptions_resolve(args: argparse.Namespace) -> int:
             all_matching=args.all,
         )
     for record in resolved:
-        print(f"#{record.id} resolved by {record.resolved_by}: {record.resolution_note}")
+        _print(f"#{record.id} resolved by {record.resolved_by}: {record.resolution_note}")
     if not resolved:
-        print("nothing to resolve")
+        _print("nothing to resolve")
     return 0
 
 
@@ -243,7 +251,7 @@ def _exceptions_patterns(args: argparse.Namespace) -> int:
     with _store() as store:
         records = store.list_exceptions()
     report = failure_patterns(records, [], now=datetime.now(UTC), tz=SHOP.tz, window_days=args.days)
-    print(report.markdown())
+    _print(report.markdown())
     return 0
 
 
@@ -263,8 +271,37 @@ def _trace(args: argparse.Namespace) -> int:
         trace = trace_order(
             args.order, client=client, port=port, store=store, now=datetime.now(UTC)
         )
-    print(json.dumps(trace.as_dict(), default=str, indent=2) if args.json else trace.text())
+    _print(json.dumps(trace.as_dict(), default=str, indent=2) if args.json else trace.text())
     return 0
+
+
+# --- preflight ---------------------------------------------------------------------------------
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from ct_pipelines.defs.operations.logic.preflight import blockers, table
+    from ct_pipelines.defs.operations.preflight import run_preflight
+    from ct_pipelines.defs.resources import ConfigurationError, build_resources
+
+    try:
+        resources = build_resources()
+    except ConfigurationError as exc:
+        print(f"ct-pipelines preflight: {exc}", file=sys.stderr)
+        return 2
+    commercetools, erp = resources["commercetools"], resources["erp"]
+    findings = run_preflight(
+        commercetools,  # type: ignore[arg-type]
+        erp,  # type: ignore[arg-type]
+        resources["product_catalog"],  # type: ignore[arg-type]
+        create_missing=args.create_missing,
+        export_channel_key=args.export_channel,
+    )
+    if args.json:
+        print(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        print(f"preflight: {commercetools.describe()}; {erp.describe()}")  # type: ignore[attr-defined]
+        print(table(findings))
+    return 1 if blockers(findings) else 0
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, ids: bool = True) -> None:
@@ -352,18 +389,35 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("order", help="order number (or commercetools order id)")
     trace.add_argument("--json", action="store_true")
     trace.set_defaults(func=_trace)
+
+    preflight = commands.add_parser(
+        "preflight",
+        help="check the configured project and ERP before going live (read-only)",
+        description="Checks credentials and scopes, the export channel, supply channels, tax "
+        "categories, product types, currencies and countries, custom line slugs and the ERP. "
+        "Exits 1 on a blocker.",
+    )
+    preflight.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create the export channel (role OrderExport) when it is missing",
+    )
+    preflight.add_argument("--export-channel", help="export channel key (default erp-order-export)")
+    preflight.add_argument("--json", action="store_true")
+    preflight.set_defaults(func=_preflight)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ct_pipelines.defs.operations.logic.exceptions import QueueActionError
+    from ct_pipelines.kernel.scrub import scrub
     from ct_pipelines.store import ExceptionNotFound
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (QueueActionError, ExceptionNotFound) as exc:
-        print(f"ct-pipelines: {exc}", file=sys.stderr)
+        print(f"ct-pipelines: {scrub(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -706,6 +706,48 @@ def product_doc(rng: random.Random, spec: ProductSpec, ref: Reference, at: str) 
     }
 
 
+# The attributes the seeded variants carry (see build_catalogue); the master's other item
+# attributes (category, product_key) are master-only data, not commercetools attributes; the
+# shop flags discontinued variants with a boolean ``discontinued`` (the product sync's default).
+PRODUCT_TYPE_ATTRIBUTES = ("colour", "size", "variant")
+
+
+def product_type_doc(ref: Reference, at: str) -> dict[str, Any]:
+    """The one product type every seeded product uses, stored so drafts are checked against it."""
+    return {
+        "id": ref.product_type_id,
+        "version": 1,
+        "key": "merchandise",
+        "name": "Merchandise",
+        "description": "Everything the UK shop sells: variants differ by colour, size or variant.",
+        "attributes": [
+            {
+                "name": name,
+                "label": {"en-GB": name.capitalize()},
+                "type": {"name": "text"},
+                "isRequired": False,
+                "attributeConstraint": "None",
+                "inputHint": "SingleLine",
+                "isSearchable": True,
+            }
+            for name in PRODUCT_TYPE_ATTRIBUTES
+        ]
+        + [
+            {
+                "name": "discontinued",
+                "label": {"en-GB": "Discontinued"},
+                "type": {"name": "boolean"},
+                "isRequired": False,
+                "attributeConstraint": "None",
+                "inputHint": "SingleLine",
+                "isSearchable": False,
+            }
+        ],
+        "createdAt": at,
+        "lastModifiedAt": at,
+    }
+
+
 def tax_rate_json(ref: Reference, tax: str) -> dict[str, Any]:
     spec = TAXES[tax]
     rate = ref.tax_categories[tax]["rates"][0]

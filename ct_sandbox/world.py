@@ -56,6 +56,7 @@ from ct_sandbox.seed import (
     money,
     new_id,
     product_doc,
+    product_type_doc,
     sales_order_draft,
     shipped_lines,
     tax_category_docs,
@@ -920,6 +921,7 @@ class _Seeder:
         self._initial_stock(catalogue)
         self.store.insert_many("tax-categories", list(ref.tax_categories.values()))
         self.store.insert_many("channels", list(ref.channels.values()))
+        self.store.insert_many("product-types", [product_type_doc(ref, catalogue_at)])
         self.store.insert_many("products", products)
 
         self.world._set_meta(

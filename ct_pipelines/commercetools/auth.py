@@ -86,6 +86,11 @@ class TokenProvider:
                 self._token = current
             return current.value
 
+    def granted_scopes(self) -> list[str]:
+        """The scopes of the cached token, as the token response listed them."""
+        current = self._token
+        return (current.scope or "").split() if current else []
+
     def peek(self) -> str | None:
         """The cached token without fetching one (used to scrub it from error texts)."""
         current = self._token

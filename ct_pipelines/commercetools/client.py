@@ -43,6 +43,7 @@ from ct_pipelines.commercetools.models import (
     TaxCategory,
 )
 from ct_pipelines.commercetools.settings import CommercetoolsSettings
+from ct_pipelines.kernel.scrub import scrub, scrub_value
 from ct_pipelines.lib.retry import (
     DEFAULT_RETRY_POLICY,
     RetryEvent,
@@ -163,6 +164,8 @@ class CommercetoolsClient:
         )
 
     def _url(self, path: str) -> str:
+        if not path.strip("/"):
+            return self.settings.project_url  # GET /{projectKey}: the project itself
         return f"{self.settings.project_url}/{path.lstrip('/')}"
 
     def _send(
@@ -219,6 +222,9 @@ class CommercetoolsClient:
         for secret in secrets:
             error.message = error.message.replace(secret, "***")
             error.errors = [_scrub(e, secret) for e in error.errors]
+        # Then the one scrubber: configured secrets, quoted Authorization headers, tokens.
+        error.message = scrub(error.message, secrets)
+        error.errors = scrub_value(error.errors, secrets)
         error.args = (str(error),)
         return error
 
@@ -235,6 +241,15 @@ class CommercetoolsClient:
             return self.get(path, params)
         except NotFoundError:
             return None
+
+    def get_project(self) -> dict[str, Any]:
+        """``GET /{projectKey}``: currencies, countries, languages of the project."""
+        return self.get("")
+
+    def token_scope(self) -> list[str]:
+        """The scopes the token was granted (the token response's ``scope``), fetching one."""
+        self._auth.token()
+        return self._auth.granted_scopes()
 
     def post(
         self, path: str, json: Any, params: Mapping[str, Any] | Params | None = None

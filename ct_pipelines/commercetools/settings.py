@@ -17,6 +17,12 @@ ENV_VARIABLES: tuple[str, ...] = (
     "CTP_API_URL",
     "CTP_SCOPES",
 )
+#: CTP_SCOPES may be left out, as in the OAuth grant: the token then carries every scope the
+#: API client has.
+OPTIONAL_ENV_VARIABLES: tuple[str, ...] = ("CTP_SCOPES",)
+REQUIRED_ENV_VARIABLES: tuple[str, ...] = tuple(
+    name for name in ENV_VARIABLES if name not in OPTIONAL_ENV_VARIABLES
+)
 _TOKEN_PATH = "/oauth/token"
 
 
@@ -35,7 +41,8 @@ class CommercetoolsSettings(BaseModel):
     client_secret: SecretStr
     auth_url: str  # host only, e.g. https://auth.europe-west1.gcp.commercetools.com
     api_url: str
-    scopes: list[str]
+    #: empty: ask for no particular scope (the token carries all of the API client's)
+    scopes: list[str] = []
 
     @field_validator("project_key", "client_id")
     @classmethod
@@ -76,8 +83,9 @@ class CommercetoolsSettings(BaseModel):
 
     @staticmethod
     def missing_from_env(environ: Mapping[str, str] = os.environ) -> list[str]:
-        """The export's variables that are unset or blank, in export order."""
-        return [name for name in ENV_VARIABLES if not (environ.get(name) or "").strip()]
+        """The export's required variables that are unset or blank, in export order
+        (``CTP_SCOPES`` is optional)."""
+        return [name for name in REQUIRED_ENV_VARIABLES if not (environ.get(name) or "").strip()]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> CommercetoolsSettings:
@@ -91,5 +99,5 @@ class CommercetoolsSettings(BaseModel):
             client_secret=SecretStr(environ["CTP_CLIENT_SECRET"].strip()),
             auth_url=environ["CTP_AUTH_URL"],
             api_url=environ["CTP_API_URL"],
-            scopes=split_scopes(environ["CTP_SCOPES"]),
+            scopes=split_scopes(environ.get("CTP_SCOPES") or ""),
         )

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from ct_pipelines.commercetools import CommercetoolsClient, CommercetoolsSettings
+from ct_pipelines.commercetools.settings import OPTIONAL_ENV_VARIABLES, REQUIRED_ENV_VARIABLES
 from ct_pipelines.erp.port import ErpPort
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.store import IntegrationStore, store_url_from_env
@@ -29,7 +30,9 @@ CTP_VARIABLES = (
     "CTP_API_URL",
     "CTP_SCOPES",
 )
-ERP_VARIABLES = ("CT_PIPELINES_ERP_URL",)
+CTP_REQUIRED = REQUIRED_ENV_VARIABLES
+CTP_OPTIONAL = OPTIONAL_ENV_VARIABLES  # CTP_SCOPES, as in the OAuth grant
+ERP_VARIABLES = ("CT_PIPELINES_ERP_URL", "CT_PIPELINES_ERP_TOKEN")
 TRYTON_VARIABLES = (
     "CT_PIPELINES_TRYTON_URL",
     "CT_PIPELINES_TRYTON_DATABASE",
@@ -112,20 +115,49 @@ def sandbox_settings() -> CommercetoolsSettings:
     )
 
 
-def _resolve(mode: str, missing: list[str], side: str) -> bool:
-    """True when the side runs against the sandbox; refuses live mode without credentials."""
+def missing_settings(required: tuple[str, ...], values: Mapping[str, str | None]) -> list[str]:
+    """The required names whose value is unset or blank."""
+    return [name for name in required if not (values.get(name) or "").strip()]
+
+
+def uses_sandbox_for(
+    mode: str,
+    side: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    values: Mapping[str, str | None],
+) -> bool:
+    """True when the side runs against the sandbox; raises when the settings are partial.
+
+    ``values`` maps a variable name to its value, None when it is not set at all (blank counts
+    as set but missing). ``auto`` uses the sandbox only when none of the side's variables is
+    set; some but not all set is an error naming the missing ones, never a silent fallback.
+    """
     if mode == "sandbox":
         return True
-    if mode == "live" and missing:
+    missing = missing_settings(required, values)
+    if not missing:
+        return False
+    if mode == "live":
         raise ConfigurationError(
             f"CT_PIPELINES_MODE=live but {side} credentials are missing: {', '.join(missing)}. "
             "Refusing to fall back to the sandbox."
         )
-    return bool(missing)
+    present = [name for name in (*required, *optional) if values.get(name) is not None]
+    if not present:
+        return True
+    raise ConfigurationError(
+        f"{side}: {', '.join(present)} set but {', '.join(missing)} missing or blank. "
+        f"Set all of {', '.join(required)}"
+        + (f" ({', '.join(optional)} optional)" if optional else "")
+        + " for a live system, or none of them for the local sandbox. "
+        "Refusing to fall back to the sandbox."
+    )
 
 
 class CommercetoolsResource(dg.ConfigurableResource):
-    """A commercetools project: live when every CTP_* variable is set, else the local sandbox."""
+    """A commercetools project: live when the CTP_* variables are set, the local sandbox when
+    none is; some but not all set is a ConfigurationError (see :func:`uses_sandbox_for`)."""
 
     mode: str = "auto"
     project_key: str | None = None
@@ -136,8 +168,8 @@ class CommercetoolsResource(dg.ConfigurableResource):
     scopes: str | None = None
     sandbox_dir: str | None = None
 
-    def _settings_env(self) -> dict[str, str]:
-        values = {
+    def _values(self) -> dict[str, str | None]:
+        return {
             "CTP_PROJECT_KEY": resolved(self.project_key),
             "CTP_CLIENT_ID": resolved(self.client_id),
             "CTP_CLIENT_SECRET": resolved(self.client_secret),
@@ -145,12 +177,15 @@ class CommercetoolsResource(dg.ConfigurableResource):
             "CTP_API_URL": resolved(self.api_url),
             "CTP_SCOPES": resolved(self.scopes),
         }
-        return {k: v for k, v in values.items() if v}
+
+    def _settings_env(self) -> dict[str, str]:
+        return {k: v for k, v in self._values().items() if v}
 
     @property
     def uses_sandbox(self) -> bool:
-        missing = CommercetoolsSettings.missing_from_env(self._settings_env())
-        return _resolve(self.mode, missing, "commercetools")
+        return uses_sandbox_for(
+            self.mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, self._values()
+        )
 
     def describe(self) -> str:
         """A line for logs and metadata saying which project this is, without secrets."""
@@ -182,7 +217,8 @@ class CommercetoolsResource(dg.ConfigurableResource):
 
 
 class ErpResource(dg.ConfigurableResource):
-    """The ERP/WMS through its port: live when CT_PIPELINES_ERP_URL is set, else the sandbox."""
+    """The ERP/WMS through its port: live when CT_PIPELINES_ERP_URL and _TOKEN are set, the
+    sandbox when neither is; one without the other is a ConfigurationError."""
 
     mode: str = "auto"
     base_url: str | None = None
@@ -197,8 +233,11 @@ class ErpResource(dg.ConfigurableResource):
     def uses_sandbox(self) -> bool:
         if self.mode == "tryton":
             return False
-        missing = [] if resolved(self.base_url) else list(ERP_VARIABLES)
-        return _resolve(self.mode, missing, "ERP")
+        values = {
+            "CT_PIPELINES_ERP_URL": resolved(self.base_url),
+            "CT_PIPELINES_ERP_TOKEN": resolved(self.api_token),
+        }
+        return uses_sandbox_for(self.mode, "ERP", ERP_VARIABLES, (), values)
 
     def describe(self) -> str:
         if self.mode == "tryton":
@@ -285,18 +324,18 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, dg.Con
     if ct_mode == "tryton":
         raise ConfigurationError("tryton is a mode of the ERP side only (CT_PIPELINES_ERP=tryton)")
     erp_mode = side_mode("erp", environ)
-    ctp_missing = [name for name in CTP_VARIABLES if not environ.get(name)]
-    # Fail at load time, so `dagster dev` shows the reason instead of a run failing later.
-    _resolve(ct_mode, ctp_missing, "commercetools")
+    # Fail at load time, so `dagster dev` and `dagster definitions validate` show the reason
+    # instead of a run going green on the sandbox. Blank counts as set but missing.
+    uses_sandbox_for(ct_mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, environ)
     if erp_mode == "tryton":
-        missing = [n for n in TRYTON_VARIABLES if not environ.get(n)]
+        missing = missing_settings(TRYTON_VARIABLES, environ)
         if missing:
             raise ConfigurationError(
-                f"CT_PIPELINES_ERP=tryton but {', '.join(missing)} are not set. "
+                f"CT_PIPELINES_ERP=tryton but {', '.join(missing)} missing or blank. "
                 "Refusing to fall back to the sandbox."
             )
     else:
-        _resolve(erp_mode, [n for n in ERP_VARIABLES if not environ.get(n)], "ERP")
+        uses_sandbox_for(erp_mode, "ERP", ERP_VARIABLES, (), environ)
     sandbox = environ.get("CT_PIPELINES_SANDBOX_DIR")
     return {
         "commercetools": CommercetoolsResource(

@@ -57,6 +57,16 @@ class ErpNotFoundError(ErpError):
     """The record or route does not exist."""
 
 
+class ErpInvalidResponseError(ErpError):
+    """A 2xx (or 3xx) answer that is not what the API promises: an HTML login page, another
+    content type, JSON of the wrong shape. Permanent: retrying gets the same page."""
+
+
+class ErpIncompleteResponseError(ErpTransientError):
+    """An answer cut short: an empty body where one is due, or JSON that does not parse
+    (truncated). Worth retrying: writes are idempotency-keyed, so a replay cannot duplicate."""
+
+
 class ErpAuthError(ErpError):
     """401/403: the token is missing, wrong or lacks a permission; a configuration problem."""
 
@@ -65,6 +75,8 @@ __all__ = [
     "ErpAuthError",
     "ErpConflictError",
     "ErpError",
+    "ErpIncompleteResponseError",
+    "ErpInvalidResponseError",
     "ErpNotFoundError",
     "ErpRecordLockedError",
     "ErpTransientError",

@@ -24,16 +24,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from ct_pipelines.erp.errors import (
     ErpAuthError,
     ErpConflictError,
     ErpError,
+    ErpIncompleteResponseError,
+    ErpInvalidResponseError,
     ErpNotFoundError,
     ErpRecordLockedError,
     ErpTransientError,
@@ -50,7 +52,12 @@ from ct_pipelines.erp.port import (
     StockLevel,
     StockMovementPage,
 )
+from ct_pipelines.kernel.scrub import scrub, scrub_value
 from ct_pipelines.lib.retry import RetryEvent, RetryPolicy, send_with_retries
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+# Header values must be visible ASCII; longer keys than this are hashed as well.
+_MAX_IDEMPOTENCY_KEY = 200
 
 # 423 is record locking (or too many concurrent writes): it clears by itself, like a 503.
 # 500 is retried too: every write is idempotency-keyed, so replaying one cannot duplicate it.
@@ -103,8 +110,16 @@ class RestErpClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+            headers["Idempotency-Key"] = idempotency_header(idempotency_key)
         return headers
+
+    @property
+    def host(self) -> str:
+        """The ERP's host, for messages: never the token, never a query string."""
+        return httpx.URL(self._base_url).host or self._base_url
+
+    def _secrets(self) -> list[str]:
+        return [self._token.get_secret_value()] if self._token is not None else []
 
     def _request(
         self,
@@ -139,10 +154,25 @@ class RestErpClient:
         if allow_404 and response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise _error_for(where, response)
-        if response.status_code == 204 or not response.content:
+            raise _error_for(where, response, host=self.host, secrets=self._secrets())
+        if response.status_code == 204:
             return None
-        return response.json()
+        return _json_body(where, response)
+
+    def _model(self, model: type[ModelT], body: Any, where: str) -> ModelT:
+        """``body`` as ``model``, or a typed error naming what is wrong (never a raw crash)."""
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            raise ErpInvalidResponseError(
+                None,
+                "UnexpectedShape",
+                f"{where}: the answer is not a {model.__name__} ({problems})",
+            ) from None
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Follow ``next_cursor`` until the ERP reports no more; one page in memory at a time."""
@@ -152,6 +182,10 @@ class RestErpClient:
             if cursor is not None:
                 page_params["cursor"] = cursor
             body = self._request("GET", path, params=page_params)
+            if not isinstance(body, dict) or not isinstance(body.get(key), list):
+                raise ErpInvalidResponseError(
+                    None, "UnexpectedShape", f"GET {path}: the answer has no {key!r} list"
+                )
             yield from body[key]
             cursor = body.get("next_cursor")
             if not body.get("has_more") or cursor is None:
@@ -161,43 +195,48 @@ class RestErpClient:
 
     def iter_items(self) -> Iterator[ErpItem]:
         for raw in self._pages("/items", "items", {}):
-            yield ErpItem.model_validate(raw)
+            yield self._model(ErpItem, raw, "GET /items")
 
     def iter_stock(self, locations: Sequence[str] | None = None) -> Iterator[StockLevel]:
         params: dict[str, Any] = {"location": list(locations)} if locations else {}
         for raw in self._pages("/stock", "stock", params):
-            yield StockLevel.model_validate(raw)
+            yield self._model(StockLevel, raw, "GET /stock")
 
     def stock_movements_since(self, cursor: str | None, limit: int = 1000) -> StockMovementPage:
         params: dict[str, Any] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        return StockMovementPage.model_validate(
-            self._request("GET", "/stock-movements", params=params)
+        return self._model(
+            StockMovementPage,
+            self._request("GET", "/stock-movements", params=params),
+            "GET /stock-movements",
         )
 
     def find_sales_order(self, external_document_number: str) -> ErpSalesOrder | None:
-        body = self._request(
-            "GET", f"/sales-orders/{_segment(external_document_number)}", allow_404=True
-        )
-        return None if body is None else ErpSalesOrder.model_validate(body)
+        path = f"/sales-orders/{_segment(external_document_number)}"
+        body = self._request("GET", path, allow_404=True)
+        return None if body is None else self._model(ErpSalesOrder, body, f"GET {path}")
 
     def upsert_sales_order(self, order: SalesOrderDraft, *, idempotency_key: str) -> ErpSalesOrder:
         if not idempotency_key:
             raise ValueError("idempotency_key is required for a sales order write")
+        path = f"/sales-orders/{_segment(order.external_document_number)}"
         body = self._request(
-            "PUT",
-            f"/sales-orders/{_segment(order.external_document_number)}",
-            json=order.model_dump(mode="json"),
-            idempotency_key=idempotency_key,
+            "PUT", path, json=order.model_dump(mode="json"), idempotency_key=idempotency_key
         )
-        return ErpSalesOrder.model_validate(body)
+        if body is None:
+            raise ErpIncompleteResponseError(
+                204, "EmptyBody", f"PUT {path}: no sales order in the answer"
+            )
+        return self._model(ErpSalesOrder, body, f"PUT {path}")
 
     def shipments_since(self, cursor: str | None, limit: int = 500) -> ShipmentPage:
         params: dict[str, Any] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        return ShipmentPage.model_validate(self._request("GET", "/shipments", params=params))
+        return self._model(
+            ShipmentPage, self._request("GET", "/shipments", params=params), "GET /shipments"
+        )
 
     def post_journal_batch(self, batch: JournalBatch) -> JournalPosting:
         payload = batch.model_dump(mode="json")
@@ -212,21 +251,22 @@ class RestErpClient:
             json=payload,
             idempotency_key=f"journal-{batch.batch_id}-{digest}",
         )
-        return JournalPosting.model_validate(body)
+        return self._model(JournalPosting, body, "POST /journal-batches")
 
     def find_journal_batch(self, batch_id: str) -> JournalPosting | None:
-        body = self._request("GET", f"/journal-batches/{_segment(batch_id)}", allow_404=True)
-        return None if body is None else JournalPosting.model_validate(body)
+        path = f"/journal-batches/{_segment(batch_id)}"
+        body = self._request("GET", path, allow_404=True)
+        return None if body is None else self._model(JournalPosting, body, f"GET {path}")
 
     def iter_sales_orders(self, order_date: date) -> Iterator[ErpSalesOrder]:
         params = {"order_date": order_date.isoformat()}
         for raw in self._pages("/sales-orders", "sales_orders", params):
-            yield ErpSalesOrder.model_validate(raw)
+            yield self._model(ErpSalesOrder, raw, "GET /sales-orders")
 
     def iter_journal_batches(self, posting_date: date) -> Iterator[PostedJournalBatch]:
         params = {"posting_date": posting_date.isoformat()}
         for raw in self._pages("/journal-batches", "journal_batches", params):
-            yield PostedJournalBatch.model_validate(raw)
+            yield self._model(PostedJournalBatch, raw, "GET /journal-batches")
 
     # -- sandbox extras (not part of the port) -------------------------------------------------
 
@@ -244,16 +284,64 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error_for(where: str, response: httpx.Response) -> ErpError:
+def idempotency_header(key: str) -> str:
+    """``key`` as a valid header value: unchanged when it is short visible ASCII, else a stable
+    hash (httpx refuses non-ASCII header values; the same key always gives the same header)."""
+    if len(key) <= _MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable():
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _json_body(where: str, response: httpx.Response) -> Any:
+    """The JSON of a 2xx (or unexpected 1xx/3xx) answer, validated before anyone reads it."""
+    status = response.status_code
+    if not 200 <= status < 300:
+        location = httpx.URL(response.headers.get("location", "")).host or "elsewhere"
+        raise ErpInvalidResponseError(
+            status,
+            f"HTTP{status}",
+            f"{where}: unexpected HTTP {status} (redirect to {location}?), not an API answer",
+        )
+    if not response.content.strip():
+        raise ErpIncompleteResponseError(status, "EmptyBody", f"{where}: the answer is empty")
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
+        raise ErpInvalidResponseError(
+            status,
+            "UnexpectedContentType",
+            f"{where}: answered {content_type}, not JSON (a login page or a proxy in between?)",
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise ErpIncompleteResponseError(
+            status,
+            "InvalidJson",
+            f"{where}: the answer is not valid JSON ({len(response.content)} bytes, truncated?)",
+        ) from None
+
+
+def _error_for(
+    where: str, response: httpx.Response, *, host: str = "the ERP", secrets: Sequence[str] = ()
+) -> ErpError:
     status = response.status_code
     code, message, details = _parse_error(response)
+    # The ERP's (or a gateway's) own text may quote our request, Authorization header included.
+    message = scrub(message, secrets, limit=2000)
+    details = scrub_value(details, secrets)
+    code = scrub(code, secrets, limit=100) if code else None
     text = f"{where}: {message}"
     if status == 423:
         return ErpRecordLockedError(status, code or "RecordLocked", text, details=details)
     if status in (400, 422):
         return ErpValidationError(status, code or "ValidationFailed", text, details=details)
     if status in (401, 403):
-        return ErpAuthError(status, code or "Unauthorized", f"{where}: not authorised")
+        return ErpAuthError(
+            status,
+            code or ("Unauthorized" if status == 401 else "Forbidden"),
+            f"{where}: the ERP at {host} refused the credentials (HTTP {status}); "
+            "check CT_PIPELINES_ERP_TOKEN and its permissions",
+        )
     if status == 404:
         return ErpNotFoundError(status, code or "NotFound", text, details=details)
     if status == 409:
@@ -270,10 +358,11 @@ def _parse_error(response: httpx.Response) -> tuple[str | None, str, list[dict[s
         return None, response.reason_phrase or f"HTTP {response.status_code}", []
     if not isinstance(body, dict):
         return None, f"HTTP {response.status_code}", []
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    raw_errors = body.get("errors")
+    errors = [e for e in raw_errors if isinstance(e, dict)] if isinstance(raw_errors, list) else []
     message = str(body.get("message") or response.reason_phrase or f"HTTP {response.status_code}")
     code = body.get("code")
     return (str(code) if code else None), message, errors
 
 
-__all__ = ["ERP_RETRY_POLICY", "RestErpClient", "new_idempotency_key"]
+__all__ = ["ERP_RETRY_POLICY", "RestErpClient", "idempotency_header", "new_idempotency_key"]

@@ -17,9 +17,15 @@ def external_document_number(order: Any, max_length: int = ERP_DOCUMENT_NUMBER_L
     An id is a UUID of 36 characters, one more than many ERPs take (35), so when it does not fit
     it travels without its hyphens: still the id, and ``order_id_from_document_number`` restores it.
     """
-    if order.order_number:
+    if order.order_number and str(order.order_number).strip():
         return str(order.order_number)
     return order.id if len(order.id) <= max_length else order.id.replace("-", "")
+
+
+def id_document_numbers(order_id: str) -> tuple[str, ...]:
+    """Every document number an order may have had before its ``orderNumber``: its id, with and
+    without hyphens (which one depends on the ERP's length limit at the time)."""
+    return tuple(dict.fromkeys((order_id, order_id.replace("-", ""))))
 
 
 def order_id_from_document_number(document: str) -> str | None:

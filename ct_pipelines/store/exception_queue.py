@@ -19,7 +19,15 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ct_pipelines.kernel.scrub import scrub, scrub_value
 from ct_pipelines.store.engine import Database, require_aware
+from ct_pipelines.store.safe import (
+    changed_originals,
+    safe_json,
+    safe_key,
+    safe_optional_key,
+    safe_text,
+)
 from ct_pipelines.store.schema import exception_events, exception_queue
 
 ExceptionStatus = Literal["open", "retrying", "resolved"]
@@ -143,9 +151,22 @@ class ExceptionQueue:
         for name, value in (("flow", flow), ("entity_key", entity_key), ("category", category)):
             if not value or not str(value).strip():
                 raise ValueError(f"{name} must be a non-empty string")
-        category = str(category)
-        reason = reason[:_MAX_REASON_LENGTH]
-        clean = scrub_details(dict(details)) if details is not None else None
+        # Every value made safe for both backends (length, NUL, encoding) and scrubbed of
+        # secrets; what had to change is kept, escaped, in details["original"].
+        originals = changed_originals(
+            entity_key=entity_key, payload_ref=payload_ref, sku=sku, channel=channel
+        )
+        entity_key = safe_key(entity_key)
+        category = safe_key(str(category), 64)
+        payload_ref = safe_optional_key(payload_ref)
+        sku = safe_optional_key(sku)
+        channel = safe_optional_key(channel)
+        actor = safe_key(actor)
+        reason = safe_text(scrub(str(reason)), _MAX_REASON_LENGTH) or "no reason given"
+        merged = dict(details) if details is not None else None
+        if originals:
+            merged = {**(merged or {}), "original": originals}
+        clean = safe_json(scrub_value(scrub_details(merged))) if merged is not None else None
         now = self._db.now()
         with self._db.write() as conn:
             # The partial unique index is the safety net; the lock makes the recurrence path the
@@ -231,7 +252,7 @@ class ExceptionQueue:
         if category is not None:
             query = query.where(exception_queue.c.category == str(category))
         if entity_key is not None:
-            query = query.where(exception_queue.c.entity_key == entity_key)
+            query = query.where(exception_queue.c.entity_key == safe_key(entity_key))
         if older_than is not None:
             cutoff = (
                 self._db.now() - older_than
@@ -260,6 +281,8 @@ class ExceptionQueue:
     def resolve(self, exception_id: int, actor: str, note: str) -> ExceptionRecord:
         """Close an exception by hand. Resolving a resolved exception changes nothing."""
         _require_actor(actor)
+        actor = safe_key(actor)
+        note = safe_text(scrub(note), _MAX_REASON_LENGTH) or ""
         now = self._db.now()
         with self._db.write() as conn:
             current = _get(conn, exception_id, for_update=True)
@@ -298,6 +321,7 @@ class ExceptionQueue:
     ) -> list[ExceptionRecord]:
         """Resolve every unresolved exception of an entity that has now gone through."""
         _require_actor(actor)
+        entity_key = safe_key(entity_key)
         now = self._db.now()
         note = "resolved automatically: a later run processed the entity successfully"
         closed: list[ExceptionRecord] = []
@@ -342,7 +366,7 @@ def _resolve(conn: Connection, exception_id: int, actor: str, note: str, now: da
             status="resolved",
             updated_at=now,
             resolved_at=now,
-            resolved_by=actor,
+            resolved_by=safe_key(actor),
             resolution_note=note,
         )
     )
@@ -358,6 +382,10 @@ def _audit(
 ) -> None:
     conn.execute(
         exception_events.insert().values(
-            exception_id=exception_id, action=action, actor=actor, at=at, detail=detail
+            exception_id=exception_id,
+            action=action,
+            actor=safe_key(actor),
+            at=at,
+            detail=safe_json(scrub_value(detail)) if detail is not None else None,
         )
     )

@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.store.engine import Database
+from ct_pipelines.store.safe import safe_key, safe_optional_key, safe_text
 from ct_pipelines.store.schema import export_ledger
 
 LedgerStatus = Literal["pending", "exported", "failed"]
@@ -105,6 +107,8 @@ class ExportLedger:
         received. Compare `entry.payload_hash` with yours to see whether the entity changed since.
         """
         _require_text(flow=flow, entity_key=entity_key)
+        entity_key = safe_key(entity_key)
+        entity_id = safe_optional_key(entity_id)
         now = self._db.now()
         statement = _insert(self._db).values(
             flow=flow,
@@ -145,6 +149,7 @@ class ExportLedger:
         means the entity reached the ERP twice, which the caller must hear about.
         """
         _require_text(external_ref=external_ref)
+        external_ref = safe_key(external_ref)
         now = self._db.now()
         with self._db.write() as conn:
             current = self._get(conn, flow, entity_key, for_update=True)
@@ -190,7 +195,7 @@ class ExportLedger:
                 .values(
                     status="failed",
                     attempts=export_ledger.c.attempts + 1,
-                    last_error=error[:_MAX_ERROR_LENGTH],
+                    last_error=safe_text(scrub(error), _MAX_ERROR_LENGTH),
                     last_attempt_at=now,
                     updated_at=now,
                 )
@@ -237,6 +242,9 @@ class ExportLedger:
             }
             for key, entity_id, version, digest in rows
         ]
+        for value in values:
+            value["entity_key"] = safe_key(value["entity_key"])
+            value["entity_id"] = safe_optional_key(value["entity_id"])
         with self._db.write() as conn:
             for start in range(0, len(values), KEY_CHUNK_SIZE):
                 conn.execute(statement, values[start : start + KEY_CHUNK_SIZE])
@@ -248,7 +256,7 @@ class ExportLedger:
         Same rules as one at a time: a repeat with the same document is harmless, a different
         document for an exported entity raises LedgerConflict (and nothing of the batch is kept).
         """
-        wanted = dict(entries)
+        wanted = {safe_key(key): safe_key(ref) for key, ref in entries}
         for key, ref in wanted.items():
             _require_text(entity_key=key, external_ref=ref)
         if not wanted:
@@ -318,7 +326,8 @@ class ExportLedger:
 
     def exported_keys(self, flow: str, keys: Iterable[str]) -> set[str]:
         """Which of `keys` this flow has exported: one query per chunk, for day-sized batches."""
-        wanted = sorted(set(keys))
+        by_stored = {safe_key(key): key for key in keys}
+        wanted = sorted(by_stored)
         found: set[str] = set()
         with self._db.read() as conn:
             for start in range(0, len(wanted), KEY_CHUNK_SIZE):
@@ -332,6 +341,58 @@ class ExportLedger:
                         )
                     ).scalars()
                 )
+        return {by_stored[key] for key in found}
+
+    def exported_by_entity_id(
+        self, flow: str, entity_ids: Iterable[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        """Entity id -> (entity_key, external_ref) of this flow's exported entries for those ids.
+
+        Identity by entity, not by key: an order exported under its id-derived document number is
+        found here after it got an ``orderNumber`` (a new key) and is not sent a second time.
+        """
+        by_stored = {safe_key(entity_id): entity_id for entity_id in entity_ids}
+        wanted = sorted(by_stored)
+        found: dict[str, tuple[str, str | None]] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(wanted), KEY_CHUNK_SIZE):
+                chunk = wanted[start : start + KEY_CHUNK_SIZE]
+                rows = conn.execute(
+                    sa.select(
+                        export_ledger.c.entity_id,
+                        export_ledger.c.entity_key,
+                        export_ledger.c.external_ref,
+                    )
+                    .where(
+                        export_ledger.c.flow == flow,
+                        export_ledger.c.status == "exported",
+                        export_ledger.c.entity_id.in_(chunk),
+                    )
+                    .order_by(export_ledger.c.exported_at, export_ledger.c.id)
+                )
+                for row in rows:
+                    found.setdefault(by_stored[row.entity_id], (row.entity_key, row.external_ref))
+        return found
+
+    def keys_by_entity_id(self, flow: str, entity_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Entity id -> every key this flow ever claimed for it (any status).
+
+        Claims are written before any ERP write, so an order the ERP may hold under another
+        document number always has a row here under that number.
+        """
+        by_stored = {safe_key(entity_id): entity_id for entity_id in entity_ids}
+        wanted = sorted(by_stored)
+        found: dict[str, set[str]] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(wanted), KEY_CHUNK_SIZE):
+                rows = conn.execute(
+                    sa.select(export_ledger.c.entity_id, export_ledger.c.entity_key).where(
+                        export_ledger.c.flow == flow,
+                        export_ledger.c.entity_id.in_(wanted[start : start + KEY_CHUNK_SIZE]),
+                    )
+                )
+                for row in rows:
+                    found.setdefault(by_stored[row.entity_id], set()).add(row.entity_key)
         return found
 
     def _get(
@@ -349,7 +410,7 @@ class ExportLedger:
 
 def _by_key(flow: str, entity_key: str) -> sa.Select[Any]:
     return sa.select(export_ledger).where(
-        export_ledger.c.flow == flow, export_ledger.c.entity_key == entity_key
+        export_ledger.c.flow == flow, export_ledger.c.entity_key == safe_key(entity_key)
     )
 
 

@@ -38,8 +38,18 @@ def _version_1(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=list(schema.VERSION_1_TABLES), checkfirst=False)
 
 
+def _version_2(conn: Connection) -> None:
+    # The ledger knows an order by its id as well as by its document number (an order exported
+    # before it had an orderNumber must not be exported again once it has one): index the id.
+    conn.exec_driver_sql(
+        f"CREATE INDEX IF NOT EXISTS {schema.LEDGER_ENTITY_ID_INDEX} "
+        "ON export_ledger (flow, entity_id)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "export ledger, exception queue with audit trail, snapshots, cursors", _version_1),
+    Migration(2, "export ledger: index by entity id (identity by order, not document)", _version_2),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

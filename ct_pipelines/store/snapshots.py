@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -278,8 +279,19 @@ def _partition_clause(partition_key: str | None) -> sa.ColumnElement[bool]:
     return snapshot_runs.c.partition_key == partition_key
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """A row's JSON with lone surrogates (no UTF-8 form) written as JSON escapes: same value."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _insert_rows(conn: Connection, run_id: int, texts: list[str]) -> None:
     """Bulk-insert pre-serialised rows: COPY on PostgreSQL, chunked executemany on SQLite."""
+    texts = [_encodable(text) for text in texts]
     if conn.dialect.name == "postgresql":
         driver_connection = conn.connection.driver_connection
         assert driver_connection is not None

@@ -63,9 +63,17 @@ def test_missing_from_env_names_unset_and_blank_variables() -> None:
     assert CommercetoolsSettings.missing_from_env(EXPORT) == []
     partial = {**EXPORT, "CTP_SCOPES": "  "}
     del partial["CTP_CLIENT_ID"]
-    assert CommercetoolsSettings.missing_from_env(partial) == ["CTP_CLIENT_ID", "CTP_SCOPES"]
-    with pytest.raises(ValueError, match="CTP_CLIENT_ID, CTP_SCOPES"):
+    partial["CTP_API_URL"] = ""
+    assert CommercetoolsSettings.missing_from_env(partial) == ["CTP_CLIENT_ID", "CTP_API_URL"]
+    with pytest.raises(ValueError, match="CTP_CLIENT_ID, CTP_API_URL"):
         CommercetoolsSettings.from_env(partial)
+
+
+def test_scopes_are_optional_as_in_the_oauth_grant() -> None:
+    without = {k: v for k, v in EXPORT.items() if k != "CTP_SCOPES"}
+    assert CommercetoolsSettings.missing_from_env(without) == []
+    assert CommercetoolsSettings.from_env(without).scopes == []
+    assert CommercetoolsSettings.from_env({**EXPORT, "CTP_SCOPES": " "}).scopes == []
 
 
 def test_secret_hidden_in_repr_str_and_dump() -> None:

@@ -51,6 +51,12 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluat
 def test_inventory_sync_publishes_erp_stock_then_repairs_drift(on_mock: MockProject) -> None:
     for key, roles in INVENTORY_CHANNELS.items():
         seed.channel(on_mock, key, roles)
+    # The sync never creates an entry for a SKU no product has, so the shop sells the ERP's SKUs.
+    with build_resources()["erp"].open_port() as port:
+        skus = sorted({level.sku for level in port.iter_stock()})
+    product_type = seed.product_type(on_mock)
+    for start in range(0, len(skus), 25):
+        seed.product(on_mock, product_type["id"], skus[start : start + 25])
 
     first = dg.materialize([inventory_sync, inventory_snapshots], resources=build_resources())
     assert first.success

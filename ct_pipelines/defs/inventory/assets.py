@@ -9,6 +9,7 @@ Targets, buffers and mapping rules: :mod:`ct_pipelines.defs.inventory.logic`.
 """
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -28,6 +29,7 @@ from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.inventory.logic.sync import (
     InventoryOptions,
     InventorySync,
+    InventorySyncRefused,
     analyse,
     source_locations,
 )
@@ -65,16 +67,36 @@ class InventorySyncConfig(dg.Config):
         default=None, description="concurrent writes; default CT_PIPELINES_INVENTORY_WORKERS"
     )
     dry_run: bool = Field(default=False, description="plan and report, write nothing")
+    force: bool = Field(
+        default=False,
+        description=(
+            "apply a plan the guard refused (zeroes or removes too much of a channel, or an ERP "
+            "feed that does not match the shop); needs force_reason; audited in the store"
+        ),
+    )
+    force_reason: str = Field(default="", description="why the override is right (audited)")
+    forced_by: str = Field(
+        default="", description="who overrides; default the run's dagster/user tag"
+    )
 
 
 @dg.asset(
     group_name=FLOW,
     kinds={"commercetools", "python"},
     pool="commercetools_writes",
-    check_specs=[dg.AssetCheckSpec(checks.SYNC_FAILURES, asset="inventory_sync")],
+    check_specs=[
+        dg.AssetCheckSpec(checks.SYNC_FAILURES, asset="inventory_sync"),
+        dg.AssetCheckSpec(
+            checks.SYNC_GUARD,
+            asset="inventory_sync",
+            description="the plan was not destructive (or an operator forced it, audited)",
+        ),
+    ],
     description=(
         "Sets commercetools stock per SKU and supply channel to the ERP/WMS target "
-        "(available minus buffer), writing only the entries that differ."
+        "(available minus buffer), writing only the entries that differ. Refuses, before any "
+        "write, a plan that zeroes or removes too much of a channel or whose ERP feed does not "
+        "match the shop's SKUs; never creates an entry for a SKU no product has."
     ),
 )
 def inventory_sync(
@@ -83,11 +105,16 @@ def inventory_sync(
     commercetools: CommercetoolsResource,
     erp: ErpResource,
     store: IntegrationStoreResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     settings = InventorySettings.from_env()
     rules = settings.load_rules()
+    if config.force and not config.force_reason.strip():
+        raise dg.Failure("force needs force_reason: the override is audited")
     options = InventoryOptions(
-        max_workers=config.max_workers or settings.max_workers, dry_run=config.dry_run
+        max_workers=config.max_workers or settings.max_workers,
+        dry_run=config.dry_run,
+        limits=settings.limits,
+        force=config.force,
     )
     delta = config.mode == "delta"
     if delta and not config.skus:
@@ -104,10 +131,45 @@ def inventory_sync(
         # when the locations that moved feed no channel).
         locations = source_locations(rules, channels) if delta else None
         rows = port.iter_stock(locations) if locations is None or locations else iter(())
-        result = InventorySync(client, rules, options).run(
-            rows,
-            skus=config.skus if delta else None,
-            channels=channels if delta else None,
+        try:
+            result = InventorySync(client, rules, options).run(
+                rows,
+                skus=config.skus if delta else None,
+                channels=channels if delta else None,
+            )
+        except InventorySyncRefused as refused:
+            verdict = refused.verdict
+            if verdict is None:
+                raise dg.Failure(str(refused)) from refused
+            yield checks.guard_result(verdict)
+            store.get_store().record_exception(
+                flow=FLOW,
+                entity_key="inventory_sync",
+                category="sync_refused",
+                reason=verdict.message()[:2000],
+                details=verdict.as_metadata(),
+            )
+            context.log.error("%s", verdict.message())
+            raise dg.Failure(
+                description=verdict.message(),
+                metadata={
+                    "details": dg.MetadataValue.json(verdict.as_metadata()),
+                    "write_requests": 0,
+                },
+            ) from refused
+    if result.forced and result.guard is not None:
+        actor = config.forced_by or context.run.tags.get("dagster/user") or "operator"
+        audit = store.get_store()
+        record = audit.record_exception(
+            flow=FLOW,
+            entity_key=f"forced:{context.run.run_id}",
+            category="guard_override",
+            reason=result.guard.message()[:2000],
+            details={**result.guard.as_metadata(), "run_id": context.run.run_id},
+            actor=actor,
+        )
+        audit.resolve_exception(
+            record.id, actor, f"inventory_sync forced past the guard: {config.force_reason}"
         )
     elapsed = time.perf_counter() - started
     stats = result.stats
@@ -190,9 +252,13 @@ def inventory_sync(
     )
     if delta:
         metadata["skus_in_delta"] = len(config.skus)
-    return dg.MaterializeResult(
-        metadata=metadata, check_results=[checks.sync_failures_result(stats)]
-    )
+    guard = result.guard
+    check_results = [checks.sync_failures_result(stats)]
+    if guard is not None:
+        metadata["unknown_sku_creates_dropped"] = guard.unknown_sku_creates
+        metadata["forced"] = result.forced
+        check_results.append(checks.guard_result(guard, forced=result.forced))
+    yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 @dg.asset(

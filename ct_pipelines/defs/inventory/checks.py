@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ct_pipelines.defs.inventory.logic.diff import CtInventory
+from ct_pipelines.defs.inventory.logic.guard import GuardVerdict
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.inventory.logic.sync import Analysis, SyncStats
 from ct_pipelines.defs.inventory.logic.targets import TargetSet
@@ -25,6 +26,7 @@ UNMAPPED = "inventory_unmapped"
 NEGATIVE = "inventory_negative_stock"
 STALENESS = "inventory_snapshot_staleness"
 SYNC_FAILURES = "inventory_sync_failures"
+SYNC_GUARD = "inventory_sync_guard"
 #: drift above this share of compared entries is an error, below it a warning (in flight)
 DRIFT_ERROR_RATIO = 0.01
 
@@ -176,6 +178,42 @@ def sync_failures_result(stats: SyncStats) -> dg.AssetCheckResult:
                 ]
             ),
         },
+    )
+
+
+def guard_result(verdict: GuardVerdict, *, forced: bool = False) -> dg.AssetCheckResult:
+    """Failed (ERROR) when the plan was destructive: refused, or applied only by force; a WARN
+    when creates for SKUs no product has were left out."""
+    if verdict.refused:
+        description = ("FORCED by an operator: " if forced else "") + verdict.message()
+    elif verdict.unknown_sku_creates:
+        description = (
+            f"{verdict.unknown_sku_creates} entries not created: their SKUs are no product's "
+            f"variant (first: {', '.join(verdict.unknown_skus)})"
+        )
+    else:
+        description = "the plan is within the limits"
+    data = verdict.as_metadata()
+    metadata: dict[str, object] = {
+        "refused": verdict.refused and not forced,
+        "forced": forced,
+        "unknown_sku_creates_dropped": verdict.unknown_sku_creates,
+        "details": dg.MetadataValue.json(data),
+    }
+    if verdict.feed is not None:
+        metadata["shop_skus"] = verdict.feed.shop_skus
+        metadata["feed_matched_skus"] = verdict.feed.matched
+        metadata["feed_match_share"] = float(round(verdict.feed.share, 4))
+    for channel in verdict.channels:
+        metadata[f"zeroed:{channel.channel}"] = channel.entries_zeroed
+        metadata[f"units_removed:{channel.channel}"] = channel.units_removed
+    return dg.AssetCheckResult(
+        check_name=SYNC_GUARD,
+        asset_key="inventory_sync",
+        passed=not verdict.refused and not verdict.unknown_sku_creates,
+        severity=dg.AssetCheckSeverity.ERROR if verdict.refused else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 

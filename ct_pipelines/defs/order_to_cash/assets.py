@@ -31,6 +31,7 @@ from ct_pipelines.defs.order_to_cash.logic.write_back import (
 )
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
+from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.kernel.shop import SHOP
 
 ORDER_BATCH_COLUMNS = {
@@ -224,7 +225,14 @@ def erp_sales_orders(
             "max_in_flight_writes": config.max_in_flight_writes,
             "rate_limit_per_second": config.rate_per_second,
             "failures": markdown_table(
-                [{"order": r.key, "category": r.category, "reason": r.reason} for r in failures],
+                [
+                    {
+                        "order": scrub(r.key, limit=80),
+                        "category": r.category,
+                        "reason": scrub(r.reason, limit=300),
+                    }
+                    for r in failures
+                ],
                 50,
             ),
         }
@@ -292,5 +300,7 @@ def _write_back(
                     f"{type(exc).__name__}: {exc}",
                     payload_ref=f"order:{row.order_id}@v{row.order_version}",
                 )
-                context.log.warning("write-back failed for %s: %s", key, type(exc).__name__)
+                context.log.warning(
+                    "write-back failed for %s: %s", scrub(key, limit=80), type(exc).__name__
+                )
     return marked, failed

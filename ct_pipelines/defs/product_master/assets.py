@@ -72,6 +72,8 @@ class ProductSyncConfig(dg.Config):
     deactivation: Literal["unpublish", "flag"] = "unpublish"
     # Boolean variant attribute marking deactivated variants; empty turns flagging off.
     flag_attribute: str = "discontinued"
+    # A product whose tax category cannot be resolved: created unpublished, or not created.
+    unresolved_tax: Literal["unpublished", "skip"] = "unpublished"
     # Plan and report only; nothing is sent and the baseline is kept.
     dry_run: bool = False
     # Stop sending after this many failed products: past that something systemic is wrong.
@@ -84,6 +86,7 @@ class ProductSyncConfig(dg.Config):
             deactivation=self.deactivation,
             flag_attribute=self.flag_attribute or None,
             product_type_key=product_type_key,
+            unresolved_tax=self.unresolved_tax,
         )
 
 

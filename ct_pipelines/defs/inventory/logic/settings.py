@@ -9,6 +9,10 @@ location with a message naming the problem instead of failing a run at 3 a.m.
     CT_PIPELINES_INVENTORY_SENSOR_SECONDS     stock-movement sensor interval (default 60)
     CT_PIPELINES_INVENTORY_WORKERS            concurrent commercetools writes per run (default 8)
     CT_PIPELINES_INVENTORY_SNAPSHOT_HISTORY   snapshots kept in the store (default 96: two days)
+    CT_PIPELINES_INVENTORY_MAX_REMOVAL_PERCENT  refuse a full run zeroing or removing more of a
+                                              channel's stock than this (default 20)
+    CT_PIPELINES_INVENTORY_MIN_FEED_MATCH_PERCENT  refuse a full run whose ERP feed holds fewer
+                                              of the shop's SKUs than this (default 50)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ct_pipelines.defs.inventory.logic.guard import GuardLimits
 from ct_pipelines.defs.inventory.logic.rules import InventoryRules, load_rules
 
 _PREFIX = "CT_PIPELINES_INVENTORY_"
@@ -56,6 +61,8 @@ class InventorySettings:
     sensor_interval_seconds: int = 60
     max_workers: int = 8
     snapshot_history: int = 96
+    max_removal_percent: int = 20
+    min_feed_match_percent: int = 50
     #: time a reconciliation run may take before its snapshot counts as stale
     staleness_grace: timedelta = timedelta(minutes=5)
 
@@ -67,6 +74,8 @@ class InventorySettings:
             sensor_interval_seconds=_int(environ, "SENSOR_SECONDS", 60, 5, 3600),
             max_workers=_int(environ, "WORKERS", 8, 1, 64),
             snapshot_history=_int(environ, "SNAPSHOT_HISTORY", 96, 1, 10_000),
+            max_removal_percent=_int(environ, "MAX_REMOVAL_PERCENT", 20, 0, 100),
+            min_feed_match_percent=_int(environ, "MIN_FEED_MATCH_PERCENT", 50, 0, 100),
         )
         reconcile_cron(settings.reconcile_minutes)  # refuses an irregular cadence early
         return settings
@@ -82,6 +91,13 @@ class InventorySettings:
     @property
     def stale_after(self) -> timedelta:
         return self.cadence + self.staleness_grace
+
+    @property
+    def limits(self) -> GuardLimits:
+        return GuardLimits(
+            max_removal=self.max_removal_percent / 100,
+            min_feed_match=self.min_feed_match_percent / 100,
+        )
 
     def load_rules(self) -> InventoryRules:
         return load_rules(self.rules_path)

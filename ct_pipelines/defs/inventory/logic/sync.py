@@ -31,6 +31,12 @@ from ct_pipelines.defs.inventory.logic.diff import (
     mapping_report,
     plan_changes,
 )
+from ct_pipelines.defs.inventory.logic.guard import (
+    GuardLimits,
+    GuardVerdict,
+    judge,
+    product_skus,
+)
 from ct_pipelines.defs.inventory.logic.rules import InventoryRules
 from ct_pipelines.defs.inventory.logic.targets import ErpStockRow, TargetSet, compute_targets
 
@@ -67,7 +73,14 @@ class InventoryClient(Protocol):
 
 
 class InventorySyncRefused(RuntimeError):
-    """The inputs look broken (an empty ERP feed, say); writing would do damage."""
+    """The inputs look broken (an empty ERP feed, say); writing would do damage.
+
+    ``verdict`` holds the numbers and SKUs when the guard refused the plan.
+    """
+
+    def __init__(self, message: str, verdict: GuardVerdict | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,10 @@ class InventoryOptions:
     dry_run: bool = False
     #: give created entries the key ``<sku>_<channel key>`` when it fits the API's key pattern
     key_new_entries: bool = True
+    #: when a plan counts as destructive (see :mod:`~ct_pipelines.defs.inventory.logic.guard`)
+    limits: GuardLimits = field(default_factory=GuardLimits)
+    #: apply a plan the guard refused (an operator's override; the caller audits it)
+    force: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_workers <= 64:
@@ -157,6 +174,9 @@ class InventoryReport:
     #: mapped channels left alone because none of their locations appears in the ERP feed
     channels_skipped: list[str]
     seconds: dict[str, float]
+    #: the guard's findings; ``refused`` with ``forced`` set means an operator overrode it
+    guard: GuardVerdict | None = None
+    forced: bool = False
 
     @property
     def minimum_writes(self) -> int:
@@ -230,6 +250,10 @@ class InventorySync:
             docs = self._entries_of(sorted(set(skus)))
         return index_entries(docs, directory.key_by_id, self.rules)
 
+    def read_shop_skus(self) -> set[str]:
+        """Every variant SKU of every product (current or staged): what the shop sells."""
+        return product_skus(self._count_reads(self.client.query_all("products"), 500))
+
     def _entries_of(self, skus: list[str]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(skus), SKU_QUERY_CHUNK):
             chunk = skus[start : start + SKU_QUERY_CHUNK]
@@ -251,11 +275,15 @@ class InventorySync:
         *,
         skus: Collection[str] | None = None,
         channels: Collection[str] | None = None,
+        shop_skus: Collection[str] | None = None,
     ) -> InventoryReport:
         """Plan and apply. ``skus``/``channels`` None: full reconciliation of every mapped channel.
 
         ``erp_rows`` must hold every source location of the channels in scope (for a delta, pass
         ``iter_stock(locations=...)`` of :func:`source_locations`); other rows are ignored.
+        ``shop_skus`` (every variant SKU; read from the products when None and needed) guards
+        the plan: no entry is created for a SKU the shop does not sell, and a destructive plan
+        raises :class:`InventorySyncRefused` before any write unless ``options.force``.
         """
         seconds: dict[str, float] = {}
         started = time.perf_counter()
@@ -274,8 +302,23 @@ class InventorySync:
             )
         started = time.perf_counter()
         analysis = analyse(targets, current, directory, self.rules, skus=skus, channels=channels)
-        seconds["diff"] = time.perf_counter() - started
+        full = skus is None
         plan = analysis.plan
+        if shop_skus is None and (full or plan.creates):
+            shop_skus = self.read_shop_skus()
+        verdict = judge(plan, current, targets, shop_skus or (), self.options.limits, full=full)
+        plan = verdict.plan
+        seconds["diff"] = time.perf_counter() - started
+        if verdict.unknown_sku_creates:
+            logger.warning(
+                "inventory: %d entries not created, their SKUs are no product's variant: %s",
+                verdict.unknown_sku_creates,
+                ", ".join(verdict.unknown_skus),
+            )
+        if verdict.refused:
+            if not self.options.force:
+                raise InventorySyncRefused(verdict.message(), verdict)
+            logger.warning("inventory: FORCED past the guard: %s", verdict.message())
 
         started = time.perf_counter()
         stats = SyncStats(unchanged=plan.unchanged + plan.zero_without_entry)
@@ -292,6 +335,8 @@ class InventorySync:
             channels_in_scope=analysis.channels_in_scope,
             channels_skipped=analysis.channels_skipped,
             seconds=seconds,
+            guard=verdict,
+            forced=verdict.refused and self.options.force,
         )
 
     # --- writing -----------------------------------------------------------------------------

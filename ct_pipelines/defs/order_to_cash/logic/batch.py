@@ -117,7 +117,8 @@ def build_batch(
     batch = Batch()
     for doc in docs:
         order_id = str(doc.get("id") or "<no id>")
-        key = str(doc.get("orderNumber") or order_id)
+        number = str(doc.get("orderNumber") or "")
+        key = number if number.strip() else order_id
         version = doc.get("version") if isinstance(doc.get("version"), int) else None
         try:
             order = Order.model_validate(doc)

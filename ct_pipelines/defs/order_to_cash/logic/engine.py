@@ -3,9 +3,13 @@
 Exactly once, end to end:
 1. The ledger holds one row per order (unique key: flow + external document number); an order
    the ledger already calls exported is not sent again.
-2. Before creating, the order is looked up in the ERP by its external document number: a run
-   that crashed after the ERP write but before the ledger write finds it there and only
-   records it (``recovered``), so repeating the run never creates a duplicate.
+   The ledger also knows an order by its commercetools id: an order exported before it had an
+   ``orderNumber`` (under its id-derived document number) is not sent again once it has one;
+   its new number is recorded as an alias of the same ERP document.
+2. Before creating, the order is looked up in the ERP by its external document number, and by
+   its id-derived document numbers: a run that crashed after the ERP write but before the
+   ledger write finds it there and only records it (``recovered``), so repeating the run never
+   creates a duplicate, even when the order got its number in between.
 3. The create itself carries an idempotency key (the external document number), so a write whose
    answer was lost on the network replays to the same ERP order.
 
@@ -15,8 +19,10 @@ token from a shared rate limiter. Dagster's ``erp_writes`` pool keeps other runs
 
 Failures: transient ones (record locks, 5xx, timeouts) are retried with backoff up to
 ``max_attempts`` and then parked as ``transient_exhausted``; permanent ones (mapping, ERP
-validation) are parked with the reason at once. Either way the rest of the batch goes on, and a
-later run retries what is parked once its order is processed again.
+validation, a malformed answer, any unexpected exception) are parked with the reason at once.
+Either way the rest of the batch goes on, and a later run retries what is parked once its order
+is processed again. The one exception is an authentication failure (401/403): every order would
+fail the same way, so the export stops, parks nothing and raises ``ExportAborted``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import queue
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,9 +43,12 @@ from typing import Any, ClassVar, Literal, get_args
 
 import httpx
 
-from ct_pipelines.erp.errors import ErpError, ErpTransientError, ErpValidationError
-from ct_pipelines.erp.port import ErpPort, SalesOrderDraft
+from ct_pipelines.erp.errors import ErpAuthError, ErpError, ErpTransientError, ErpValidationError
+from ct_pipelines.erp.port import ErpPort, ErpSalesOrder, SalesOrderDraft
+from ct_pipelines.kernel.documents import id_document_numbers
 from ct_pipelines.kernel.reports import RunReport
+from ct_pipelines.kernel.scrub import scrub
+from ct_pipelines.store.safe import safe_key
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,10 @@ FLOW = "order_to_cash"
 Outcome = Literal[
     "exported", "recovered", "already_exported", "failed_permanent", "failed_transient"
 ]
+
+
+class ExportAborted(RuntimeError):
+    """The export stopped before the end because every order would fail the same way."""
 
 
 class RateLimiter:
@@ -194,6 +208,14 @@ def mark_exported_many(store: Any, flow: str, entries: Sequence[tuple[str, str]]
             store.mark_exported(flow, key, document)
 
 
+def exported_by_order(
+    store: Any, flow: str, order_ids: Sequence[str]
+) -> dict[str, tuple[str, str | None]]:
+    """Order id -> (ledger key, ERP document) of orders exported under any document number."""
+    lookup = getattr(getattr(store, "ledger", None), "exported_by_entity_id", None)
+    return lookup(flow, order_ids) if lookup is not None and order_ids else {}
+
+
 def claim_many(store: Any, flow: str, claims: Sequence[tuple[str, str, int, str]]) -> None:
     bulk = getattr(getattr(store, "ledger", None), "claim_many", None)
     if bulk is not None:
@@ -225,21 +247,50 @@ class OrderExporter:
         self._rng = random.Random()
         self._open_exceptions: set[str] = set()
         self._ledger: _LedgerWriter | None = None
+        self._abort: ErpAuthError | None = None
+        self._other_keys: dict[str, list[str]] = {}
 
     def export(self, items: Sequence[ExportItem]) -> ExportReport:
         """Export ``items`` (already in the order they were placed); returns one result each."""
         report = ExportReport()
         done = self._store.exported_keys(FLOW, [item.key for item in items])
+        by_order = exported_by_order(
+            self._store, FLOW, [item.order_id for item in items if item.key not in done]
+        )
+        aliases: list[tuple[ExportItem, str]] = []
         queue_: list[ExportItem] = []
         for item in items:
             if item.key in done:
                 report.results.append(ExportResult(item.key, "already_exported"))
+            elif item.order_id in by_order and by_order[item.order_id][1]:
+                # Exported under another document number (before it had its orderNumber).
+                document = str(by_order[item.order_id][1])
+                aliases.append((item, document))
+                report.results.append(ExportResult(item.key, "already_exported", document))
             elif item.draft is None:
                 report.results.append(self._park_unmappable(item))
             else:
                 queue_.append(item)
+        if aliases:
+            # The new number becomes an alias of the same ERP document in the ledger.
+            claim_many(
+                self._store,
+                FLOW,
+                [
+                    (i.key, i.order_id, i.order_version, payload_hash(i.draft) if i.draft else None)
+                    for i, _ in aliases
+                ],
+            )
+            mark_exported_many(self._store, FLOW, [(i.key, doc) for i, doc in aliases])
         if not queue_:
             return report
+        # Orders the ledger knows under another document number (claimed before any write, so
+        # the ERP may hold them under it): those are looked up by that number too.
+        lookup = getattr(getattr(self._store, "ledger", None), "keys_by_entity_id", None)
+        known = lookup(FLOW, [i.order_id for i in queue_]) if lookup is not None else {}
+        self._other_keys = {
+            i.order_id: sorted(known.get(i.order_id, set()) - {safe_key(i.key)}) for i in queue_
+        }
         # Claimed before any write, in one go: the ledger knows what this run is about to send.
         claim_many(
             self._store,
@@ -255,16 +306,28 @@ class OrderExporter:
             for e in self._store.list_exceptions(flow=FLOW, status=["open", "retrying"])
         }
         self._ledger = _LedgerWriter(self._store, FLOW)
+        self._abort = None
         try:
             # map() hands items to the workers in submission order: first placed, first sent.
             with ThreadPoolExecutor(
                 max_workers=max(1, self._settings.workers), thread_name_prefix="erp-export"
             ) as pool:
-                report.results.extend(pool.map(self._export_one, queue_))
+                results = list(pool.map(self._export_one, queue_))
         finally:
             self._ledger.close()
+        if self._abort is not None:
+            sent = sum(1 for r in results if r.outcome in ("exported", "recovered"))
+            raise ExportAborted(
+                f"ERP export stopped, the ERP refused our credentials: {self._abort}. "
+                f"Nothing was parked; {sent} of {len(queue_)} orders went through before the stop, "
+                "the others stay pending for the next run once the credentials are fixed."
+            ) from self._abort
+        report.results.extend(results)
         for result in report.results:
-            if result.outcome in ("exported", "recovered") and result.key in self._open_exceptions:
+            if (
+                result.outcome in ("exported", "recovered")
+                and safe_key(result.key) in self._open_exceptions
+            ):
                 self._store.close_on_success(FLOW, result.key, self._actor)
         return report
 
@@ -283,12 +346,56 @@ class OrderExporter:
         return ExportResult(item.key, "failed_permanent", category=category, reason=reason)
 
     def _export_one(self, item: ExportItem) -> ExportResult:
+        """One order, whatever happens: exported, recovered, or parked with its reason."""
+        if self._abort is not None:
+            return ExportResult(item.key, "failed_transient", reason="export stopped")
+        try:
+            return self._export_attempts(item)
+        except ErpAuthError as exc:
+            self._abort = exc
+            return ExportResult(item.key, "failed_transient", reason="export stopped")
+        except Exception as exc:
+            # A bug or an answer nobody foresaw in one order must not sink the batch.
+            logger.warning(
+                "unexpected error exporting order %s: %s",
+                scrub(item.key),
+                scrub(traceback.format_exc()),
+            )
+            return self._park(
+                item,
+                "unexpected_error",
+                f"unexpected error while exporting: {type(exc).__name__}: {exc}",
+                0,
+                transient=False,
+            )
+
+    def _find_existing(self, item: ExportItem) -> ErpSalesOrder | None:
+        """The ERP's document for this order: by its document number, else by the other numbers
+        the ledger claimed for it (sent before it had an orderNumber, the export not recorded)."""
+        existing = self._port.find_sales_order(item.key)
+        if existing is not None:
+            return existing
+        # Only orders the ledger claimed under another number cost a second lookup; then the
+        # id-derived numbers are tried as well (the one the ERP limit chose may have changed).
+        others = self._other_keys.get(item.order_id, [])
+        if others:
+            others = list(dict.fromkeys([*others, *id_document_numbers(item.order_id)]))
+        for other in others:
+            if other != item.key:
+                found = self._port.find_sales_order(other)
+                if found is not None and found.source_order_id == item.order_id:
+                    return found
+        return None
+
+    def _export_attempts(self, item: ExportItem) -> ExportResult:
         assert item.draft is not None and self._ledger is not None
         attempts = 0
         while True:
             attempts += 1
+            if self._abort is not None:
+                return ExportResult(item.key, "failed_transient", reason="export stopped")
             try:
-                existing = self._port.find_sales_order(item.key)
+                existing = self._find_existing(item)
                 if existing is not None:
                     outcome: Outcome = "recovered"
                     document = existing.sales_order_no
@@ -318,13 +425,21 @@ class OrderExporter:
                     self._settings.backoff_max, self._settings.backoff_base * 2 ** (attempts - 1)
                 )
                 self._sleep(self._rng.uniform(0, ceiling))
+            except ErpAuthError:
+                raise
             except ErpError as exc:
                 return self._park(item, "erp_error", f"ERP error: {exc}", attempts, transient=False)
 
     def _park(
         self, item: ExportItem, category: str, reason: str, attempts: int, *, transient: bool
     ) -> ExportResult:
-        self._store.mark_failed(FLOW, item.key, reason)
+        reason = scrub(reason)
+        try:
+            self._store.mark_failed(FLOW, item.key, reason)
+        except Exception as exc:  # e.g. exported meanwhile: the exception row still explains it
+            logger.warning(
+                "order %s: ledger not marked failed (%s)", scrub(item.key), type(exc).__name__
+            )
         self._store.record_exception(
             flow=FLOW,
             entity_key=item.key,
@@ -333,7 +448,7 @@ class OrderExporter:
             payload_ref=f"order:{item.order_id}@v{item.order_version}",
             details={"order_id": item.order_id, "attempts": attempts, "stage": "export"},
         )
-        logger.warning("order %s parked (%s): %s", item.key, category, reason)
+        logger.warning("order %s parked (%s): %s", scrub(item.key), category, reason)
         return ExportResult(
             item.key,
             "failed_transient" if transient else "failed_permanent",

@@ -183,6 +183,11 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
             "validation",
             f"external document number {document!r} is longer than {mapping.max_document_number_length} characters",
         )
+    if any(ord(char) < 32 or ord(char) == 127 for char in document):
+        raise MappingError(
+            "validation",
+            f"external document number {document!r} contains control characters (NUL, escape, ...)",
+        )
     if order.taxed_price is None:
         # Tax mode Disabled (or a cart that never had taxes calculated): nothing to post tax on.
         raise MappingError("validation", "order has no taxedPrice: taxes were never calculated")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ MAX_ACTIONS_PER_REQUEST = 500
 
 DriftPolicy = Literal["revert", "report"]
 DeactivationPolicy = Literal["unpublish", "flag"]
+UnresolvedTaxPolicy = Literal["unpublished", "skip"]
 Baseline = dict[str, dict[str, str]]  # entity -> mastered field -> canonical value
 ChangeKind = Literal["syndicate", "drift"]
 
@@ -67,6 +68,8 @@ class ProductOptions:
     flag_attribute: str | None = "discontinued"
     # Product type for products the sync creates; None reuses the type most products have.
     product_type_key: str | None = None
+    # A product whose tax category cannot be resolved: created unpublished, or not created.
+    unresolved_tax: UnresolvedTaxPolicy = "unpublished"
 
 
 def product_entity(key: str) -> str:
@@ -177,7 +180,9 @@ class CommercetoolsCatalog:
     """Products as the API returns them (plain JSON), indexed for the planner and parity.
 
     ``channel_keys`` and ``tax_category_keys`` map ids to keys: the master speaks in keys,
-    commercetools references by id.
+    commercetools references by id. ``product_types`` (ProductType JSON) and ``currencies``
+    (the project's) map drafts onto what the project accepts; None when not known (then
+    nothing is checked against them).
     """
 
     def __init__(
@@ -186,6 +191,8 @@ class CommercetoolsCatalog:
         *,
         channel_keys: Mapping[str, str],
         tax_category_keys: Mapping[str, str],
+        product_types: Iterable[Mapping[str, Any]] | None = None,
+        currencies: Collection[str] | None = None,
     ) -> None:
         self.products: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, str] = {}
@@ -194,8 +201,21 @@ class CommercetoolsCatalog:
         self.channel_ids = {key: id_ for id_, key in channel_keys.items()}
         self.tax_category_keys = dict(tax_category_keys)
         self.tax_category_ids = {key: id_ for id_, key in tax_category_keys.items()}
+        self.product_types: dict[str, Mapping[str, Any]] | None = (
+            None if product_types is None else {t["id"]: t for t in product_types}
+        )
+        self.currencies = None if currencies is None else {c.upper() for c in currencies}
         for doc in products:
             self.add(doc)
+
+    def product_type_doc(self, reference: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The ProductType JSON of a reference or identifier (by id or key), when known."""
+        if reference is None or self.product_types is None:
+            return None
+        if reference.get("id"):
+            return self.product_types.get(str(reference["id"]))
+        key = reference.get("key")
+        return next((t for t in self.product_types.values() if t.get("key") == key), None)
 
     def add(self, doc: dict[str, Any]) -> None:
         """Index (or re-index) one product."""
@@ -321,6 +341,41 @@ def master_values(
     return values
 
 
+# --- fitting drafts to the product type --------------------------------------------------------
+
+
+def _enum_keys(attribute_type: Mapping[str, Any]) -> set[str] | None:
+    """The allowed keys of an enum/lenum type (or a set of them); None for other types."""
+    if attribute_type.get("name") == "set":
+        return _enum_keys(attribute_type.get("elementType") or {})
+    if attribute_type.get("name") in ("enum", "lenum"):
+        return {str(v["key"]) for v in attribute_type.get("values") or []}
+    return None
+
+
+def _value_keys(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [str(v["key"]) if isinstance(v, dict) and "key" in v else str(v) for v in values]
+
+
+def attribute_misfit(product_type: Mapping[str, Any], name: str, value: Any) -> str | None:
+    """Why ``name = value`` does not fit the product type, or None when it does."""
+    definitions = {a["name"]: a for a in product_type.get("attributes") or []}
+    definition = definitions.get(name)
+    type_name = product_type.get("key") or product_type.get("id")
+    if definition is None:
+        return f"attribute {name!r} is not defined by product type {type_name!r}"
+    allowed = _enum_keys(definition.get("type") or {})
+    if allowed is not None and value is not None:
+        wrong = [k for k in _value_keys(value) if k not in allowed]
+        if wrong:
+            return (
+                f"attribute {name!r}: value {', '.join(map(repr, wrong))} is not among the "
+                f"enum values of product type {type_name!r}"
+            )
+    return None
+
+
 # --- planning -------------------------------------------------------------------------------
 
 
@@ -369,6 +424,17 @@ class ProductPlanner:
     def price_draft(
         self, price: MasterPrice, sku: str, plan: ProductItemPlan
     ) -> dict[str, Any] | None:
+        currencies = self.catalog.currencies
+        if currencies is not None and price.scope.currency not in currencies:
+            plan.issues.append(
+                PlanIssue(
+                    "currency_not_in_project",
+                    sku_entity(sku),
+                    f"price {price.scope.label()}: the project has no currency "
+                    f"{price.scope.currency} (it has {', '.join(sorted(currencies))}); not sent",
+                )
+            )
+            return None
         draft: dict[str, Any] = {"value": price.money_draft()}
         if price.scope.country:
             draft["country"] = price.scope.country
@@ -394,17 +460,44 @@ class ProductPlanner:
             wanted[self.policy.flag_attribute] = True
         return wanted
 
+    def fits(
+        self,
+        product_type: Mapping[str, Any] | None,
+        sku: str,
+        name: str,
+        value: Any,
+        plan: ProductItemPlan,
+    ) -> bool:
+        """True when the attribute may be sent; a misfit is reported for the SKU."""
+        if product_type is None:
+            return True
+        why = attribute_misfit(product_type, name, value)
+        if why is None:
+            return True
+        plan.issues.append(PlanIssue("attribute_not_in_type", sku_entity(sku), why + "; not sent"))
+        return False
+
     def variant_draft(
-        self, product: MasterProduct, variant: MasterVariant, plan: ProductItemPlan
+        self,
+        product: MasterProduct,
+        variant: MasterVariant,
+        plan: ProductItemPlan,
+        product_type: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         prices = [self.price_draft(p, variant.sku, plan) for p in variant.prices]
         return {
             "sku": variant.sku,
             "prices": [p for p in prices if p is not None],
             "attributes": [
-                {"name": n, "value": v} for n, v in self._attributes(product, variant).items()
+                {"name": n, "value": v}
+                for n, v in self._attributes(product, variant).items()
+                if self.fits(product_type, variant.sku, n, v, plan)
             ],
         }
+
+    def _type_of(self, product_id: str) -> Mapping[str, Any] | None:
+        doc = self.catalog.products.get(product_id)
+        return self.catalog.product_type_doc(doc.get("productType") if doc else None)
 
     def product_draft(
         self, product: MasterProduct, variants: list[MasterVariant], plan: ProductItemPlan
@@ -425,7 +518,40 @@ class ProductPlanner:
                 )
             )
             return None
-        drafts = [self.variant_draft(product, v, plan) for v in variants]
+        if self.catalog.product_types is not None:
+            type_doc = self.catalog.product_type_doc(product_type)
+            if type_doc is None:
+                plan.issues.append(
+                    PlanIssue(
+                        "unknown_product_type",
+                        product_entity(product.key),
+                        f"product type {product_type} does not exist in the project; "
+                        "product not created",
+                    )
+                )
+                return None
+        else:
+            type_doc = None
+        tax_id = self._tax_category_id(product, plan)
+        publish = self.policy.publish
+        if tax_id is None:
+            skip = self.policy.unresolved_tax == "skip"
+            plan.issues.append(
+                PlanIssue(
+                    "unresolved_tax_category",
+                    product_entity(product.key),
+                    (
+                        f"tax category {product.tax_category_key!r} cannot be resolved"
+                        if product.tax_category_key
+                        else "the master gives no tax category"
+                    )
+                    + ("; product not created" if skip else "; product created unpublished"),
+                )
+            )
+            if skip:
+                return None
+            publish = False
+        drafts = [self.variant_draft(product, v, plan, type_doc) for v in variants]
         draft: dict[str, Any] = {
             "key": product.key,
             "productType": product_type,
@@ -433,9 +559,8 @@ class ProductPlanner:
             "slug": dict(product.slug),
             "masterVariant": drafts[0],
             "variants": drafts[1:],
-            "publish": self.policy.publish,
+            "publish": publish,
         }
-        tax_id = self._tax_category_id(product, plan)
         if tax_id is not None:
             draft["taxCategory"] = {"typeId": "tax-category", "id": tax_id}
         return draft
@@ -533,6 +658,16 @@ class ProductPlanner:
                 other_actions.extend(tax_diff.actions)
 
         want = desired_published(product, self.policy)
+        if want and not published and tax_id is None and ct_tax is None:
+            # Publishing a product without a tax category puts it on sale unorderable.
+            plan.issues.append(
+                PlanIssue(
+                    "unresolved_tax_category",
+                    entity,
+                    "no resolvable tax category; product left unpublished",
+                )
+            )
+            want = None
         publishing = False
         unpublishing = False
         if want is not None and want != published:
@@ -601,7 +736,11 @@ class ProductPlanner:
             if ct_variant is None:
                 diffs.extend(self._missing_variant(product, variant, product_id, scratch))
                 continue
-            diffs.extend(self._variant_diffs(product, variant, ct_variant, scratch))
+            diffs.extend(
+                self._variant_diffs(
+                    product, variant, ct_variant, scratch, self._type_of(product_id)
+                )
+            )
         return diffs
 
     def _missing_variant(
@@ -618,7 +757,7 @@ class ProductPlanner:
                 )
             )
             return []
-        draft = self.variant_draft(product, variant, plan)
+        draft = self.variant_draft(product, variant, plan, self._type_of(product_id))
         return [
             _Diff(
                 sku_entity(variant.sku),
@@ -635,6 +774,7 @@ class ProductPlanner:
         variant: MasterVariant,
         ct_variant: Mapping[str, Any],
         plan: ProductItemPlan,
+        product_type: Mapping[str, Any] | None = None,
     ) -> list[_Diff]:
         diffs: list[_Diff] = []
         entity = sku_entity(variant.sku)
@@ -648,6 +788,8 @@ class ProductPlanner:
             master = attribute_text(raw)
             current = attribute_text(ct_raw)
             if master != current:
+                if raw is not None and not self.fits(product_type, variant.sku, name, raw, plan):
+                    continue
                 action: dict[str, Any] = {
                     "action": "setAttribute",
                     "variantId": variant_id,
@@ -663,7 +805,8 @@ class ProductPlanner:
             # An absent flag reads as "not flagged", so active variants need no attribute.
             current = attribute_text(ct_attributes.get(name)) or _bool_text(False)
             master = _bool_text(flag)
-            if master != current:
+            # A type without the flag attribute would refuse the whole update: report, skip.
+            if master != current and self.fits(product_type, variant.sku, name, flag, plan):
                 action = {
                     "action": "setAttribute",
                     "variantId": variant_id,

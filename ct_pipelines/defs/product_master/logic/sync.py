@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from ct_pipelines.commercetools.errors import CommercetoolsError
+from ct_pipelines.commercetools.errors import CommercetoolsError, NotFoundError
 from ct_pipelines.defs.product_master.logic.master import MasterCatalog, MasterProduct
 from ct_pipelines.defs.product_master.logic.planner import (
     Baseline,
@@ -60,12 +60,41 @@ class ProductsClient(Protocol):
     ) -> dict[str, Any]: ...
 
 
+def read_product_types(client: ProductsClient) -> list[dict[str, Any]] | None:
+    """Every product type; None when the API offers no product-types endpoint (the local
+    sandbox before it models them): drafts are then not checked against the type."""
+    try:
+        return list(client.query_all("product-types"))
+    except NotFoundError:
+        logger.warning("commercetools has no product-types endpoint; drafts not checked")
+        return None
+
+
+def read_project_currencies(client: ProductsClient) -> list[str] | None:
+    """The project's currencies (``GET /{projectKey}``); None when it cannot be read."""
+    get_project = getattr(client, "get_project", None)
+    if get_project is None:
+        return None
+    try:
+        project = get_project()
+    except NotFoundError:
+        logger.warning("commercetools project settings not readable; currencies not checked")
+        return None
+    currencies = project.get("currencies")
+    return [str(c) for c in currencies] if isinstance(currencies, list) else None
+
+
 def read_commercetools(client: ProductsClient) -> CommercetoolsCatalog:
-    """Every product (current and staged data), with channel and tax category keys."""
+    """Every product (current and staged data), with channel and tax category keys, the
+    product types and the project's currencies (drafts are mapped onto them)."""
     channels = {c["id"]: c["key"] for c in client.query_all("channels") if c.get("key")}
     tax_categories = {t["id"]: t["key"] for t in client.query_all("tax-categories") if t.get("key")}
     return CommercetoolsCatalog(
-        client.query_all("products"), channel_keys=channels, tax_category_keys=tax_categories
+        client.query_all("products"),
+        channel_keys=channels,
+        tax_category_keys=tax_categories,
+        product_types=read_product_types(client),
+        currencies=read_project_currencies(client),
     )
 
 

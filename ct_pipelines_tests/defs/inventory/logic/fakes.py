@@ -58,6 +58,8 @@ class FakeCommercetools:
     before_update: Callable[[dict[str, Any]], None] | None = None
     fail: dict[tuple[str, str], Exception] = field(default_factory=dict)
     conflict_retries: int = 5
+    #: the SKUs the shop sells (variants of products): the sync creates entries only for these
+    catalogue: set[str] = field(default_factory=set)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def add_channel(self, key: str, roles: Sequence[str] = ("InventorySupply",)) -> str:
@@ -79,6 +81,9 @@ class FakeCommercetools:
             entry["supplyChannel"] = {"typeId": "channel", "id": self.channels[channel]}
         self.entries[entry_id] = entry
         return entry_id
+
+    def sell(self, *skus: str) -> None:
+        self.catalogue.update(skus)
 
     def quantity(self, sku: str, channel: str) -> int | None:
         channel_id = self.channels[channel]
@@ -104,6 +109,13 @@ class FakeCommercetools:
         if resource == "channels":
             docs = [{"id": i, "key": k, "roles": self.roles[k]} for k, i in self.channels.items()]
             return iter(sorted(docs, key=lambda d: d["id"]))
+        if resource == "products":
+            return iter(
+                [
+                    {"id": f"p-{sku}", "masterData": {"current": {"masterVariant": {"sku": sku}}}}
+                    for sku in sorted(self.catalogue)
+                ]
+            )
         variables = dict(variables or {})
         docs = sorted(self.entries.values(), key=lambda d: d["id"])
         if where and "sku in" in str(where):

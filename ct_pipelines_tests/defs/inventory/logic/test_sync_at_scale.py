@@ -58,11 +58,13 @@ def test_50k_skus_by_4_channels_with_1_percent_changed_writes_exactly_the_change
         # Writes: exactly one POST per changed entry, the minimum possible.
         assert transport.count("POST", "/inventory/") == 2_000 == result.minimum_writes
         assert stats.write_requests == 2_000
-        # Reads: one page of channels, then keyset pages of 500 over every entry.
+        # Reads: one page of channels, keyset pages of 500 over every entry, one page of
+        # products (the shop's SKUs, for the guard).
         pages = math.floor(all_entries / 500) + 1
         assert transport.count("GET", "/channels") == 1
-        assert transport.count("GET", "/inventory") == pages == stats.read_requests - 1
-        assert len(transport.requests) == 1 + 1 + pages + 2_000  # + the token request
+        assert transport.count("GET", "/products") == 1
+        assert transport.count("GET", "/inventory") == pages == stats.read_requests - 2
+        assert len(transport.requests) == 1 + 1 + 1 + pages + 2_000  # + the token request
 
         # The drift check on a fresh read of both systems.
         directory = InventorySync(client, rules).read_channels()

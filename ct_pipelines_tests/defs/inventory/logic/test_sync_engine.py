@@ -16,11 +16,13 @@ def _world() -> FakeCommercetools:
     ct = FakeCommercetools()
     for key in ("wh-north", "wh-south"):
         ct.add_channel(key)
+    ct.sell("A")  # the shop's catalogue: most tests feed A only
     return ct
 
 
 def test_a_full_sync_writes_exactly_the_changed_entries() -> None:
     ct = _world()
+    ct.sell("B", "C", "D")
     ct.put("A", "wh-north", 5)
     ct.put("B", "wh-north", 9)
     ct.put("GLOBAL", None, 40)  # the SKU's channel-less entry is never touched
@@ -33,7 +35,8 @@ def test_a_full_sync_writes_exactly_the_changed_entries() -> None:
     stats = result.stats
     assert (stats.created, stats.updated, stats.unchanged, stats.failed) == (1, 1, 2, 0)
     assert stats.write_requests == len(ct.writes()) == result.minimum_writes == 2
-    assert stats.read_requests == 2  # one page of channels, one page of entries
+    # one page of channels, one page of entries, one page of products (the shop's SKUs)
+    assert stats.read_requests == 3
     assert result.current.without_channel == 1
     created = next(e for e in ct.entries.values() if e["sku"] == "C")
     assert created["key"] == "C_wh-south"

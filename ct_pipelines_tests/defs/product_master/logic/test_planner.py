@@ -461,9 +461,10 @@ def test_unknown_tax_code_and_channel_are_issues() -> None:
     )
     plan = plan_sync(build_catalog([odd]), catalog(), ProductOptions(product_type_key="goods"))
     kinds = sorted(i.kind for i in plan.issues)
-    assert kinds == ["unknown_channel", "unknown_tax_code"]
+    assert kinds == ["unknown_channel", "unknown_tax_code", "unresolved_tax_category"]
     (create,) = plan.creates
     assert "taxCategory" not in create.draft
+    assert create.draft["publish"] is False  # never on sale without a tax category
     assert create.draft["masterVariant"]["prices"] == []
 
 
@@ -518,3 +519,37 @@ def test_eur_prices_per_country_and_channel_are_separate_scopes() -> None:
     (action, _) = actions_of(plan)
     assert action["action"] == "addPrice"
     assert action["price"]["channel"] == {"typeId": "channel", "id": "ch-web"}
+
+
+def test_attribute_misfits_name_undefined_attributes_and_enum_values() -> None:
+    from ct_pipelines.defs.product_master.logic.planner import attribute_misfit
+
+    product_type = {
+        "key": "goods",
+        "attributes": [
+            {"name": "colour", "type": {"name": "lenum", "values": [{"key": "red"}]}},
+            {
+                "name": "sizes",
+                "type": {"name": "set", "elementType": {"name": "enum", "values": [{"key": "S"}]}},
+            },
+            {"name": "note", "type": {"name": "text"}},
+        ],
+    }
+    assert attribute_misfit(product_type, "note", "anything") is None
+    assert attribute_misfit(product_type, "colour", {"key": "red"}) is None
+    assert "'blue' is not among the enum values" in str(
+        attribute_misfit(product_type, "colour", "blue")
+    )
+    assert "'M'" in str(attribute_misfit(product_type, "sizes", ["S", "M"]))
+    assert "not defined by product type 'goods'" in str(
+        attribute_misfit(product_type, "fabric", "silk")
+    )
+
+
+def test_an_unpublished_product_without_tax_category_is_not_published_by_an_update() -> None:
+    docs = ct_product("p1", "odd", "ODD-1", [ct_variant(1, "ODD-1", [])], published=False)
+    docs["taxCategory"] = None
+    odd = item("ODD-1", product="odd", tax_code="X", prices=[])
+    plan = plan_sync(build_catalog([odd]), catalog(docs))
+    assert {"action": "publish"} not in actions_of(plan)
+    assert "unresolved_tax_category" in {i.kind for i in plan.issues}
