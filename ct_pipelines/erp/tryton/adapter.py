@@ -1022,11 +1022,12 @@ class TrytonErpClient:
         yield from sorted(batches, key=lambda b: b.batch_id)
 
 
-_REF = " #ref:"
+_REF = "#ref:"
 
 
 def _line_text(description: str, reference: str | None) -> str:
-    return f"{description}{_REF}{reference}" if reference else description
+    # Tryton strips Char fields, so the marker must not rely on surrounding whitespace.
+    return f"{description} {_REF}{reference}".strip() if reference else description
 
 
 def _split_text(text: str | None) -> tuple[str, str | None]:
@@ -1034,7 +1035,7 @@ def _split_text(text: str | None) -> tuple[str, str | None]:
         return "", None
     if _REF in text:
         description, reference = text.rsplit(_REF, 1)
-        return description, reference or None
+        return description.rstrip(), reference or None
     return text, None
 
 

@@ -2,11 +2,17 @@
 
 PostgreSQL at CT_PIPELINES_TEST_PG_URL (its server, not its database, is used). Without
 PostgreSQL or trytond the tests skip locally and fail under CI=true.
+
+Setting up the template takes a few minutes (module activation, then the shop). With
+CT_PIPELINES_TEST_TRYTON_KEEP=1 the template is kept after the session, named by a hash of the
+setup code and the trytond version, and the next session clones it instead (local runs only;
+CI sets up afresh).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -36,6 +42,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _setup_hash() -> str:
+    import trytond
+
+    from ct_pipelines.erp.tryton import setup
+
+    digest = hashlib.sha256(Path(setup.__file__).read_bytes())
+    digest.update(trytond.__version__.encode())
+    return digest.hexdigest()[:12]
+
+
+def _database_exists(admin_url: str, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
 @pytest.fixture(scope="session")
 def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     try:
@@ -54,15 +78,29 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     directory = tmp_path_factory.mktemp("tryton")
     port = _free_port()
     suffix = uuid.uuid4().hex[:8]
-    template, database = f"ctp_tryton_tpl_{suffix}", f"ctp_tryton_{suffix}"
-    setup.setup_shop(
-        directory,
-        template,
-        PASSWORD,
-        database_uri=server_uri,
-        port=port,
-        postgres_admin_url=admin_url,
-    )
+    database = f"ctp_tryton_{suffix}"
+    keep = os.environ.get("CT_PIPELINES_TEST_TRYTON_KEEP") == "1"
+    template = f"ctp_tryton_tpl_{_setup_hash() if keep else suffix}"
+    if keep and _database_exists(admin_url, template):
+        setup.write_config(directory, server_uri, port)
+    else:
+        # Built under a scratch name and renamed when complete, so a kept template is never
+        # half set up.
+        building = f"ctp_tryton_build_{suffix}"
+        try:
+            setup.setup_shop(
+                directory,
+                building,
+                PASSWORD,
+                database_uri=server_uri,
+                port=port,
+                postgres_admin_url=admin_url,
+            )
+            setup._psql(admin_url, f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+        except BaseException:
+            with contextlib.suppress(Exception):
+                setup._psql(admin_url, f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            raise
     setup.clone_database(admin_url, template, database)
     config = Path(directory) / "trytond.conf"
     log = (Path(directory) / "trytond.log").open("wb")
@@ -87,7 +125,7 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         process.terminate()
         process.wait(timeout=30)
         log.close()
-        for name in (database, template):
+        for name in (database,) if keep else (database, template):
             with contextlib.suppress(Exception):
                 setup._psql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
