@@ -120,7 +120,14 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                 pytest.fail("trytond did not start; see trytond.log")
             time.sleep(0.2)
     try:
-        yield {"url": url, "database": database, "admin_url": admin_url, "template": template}
+        yield {
+            "url": url,
+            "database": database,
+            "admin_url": admin_url,
+            "template": template,
+            "user": "admin",
+            "password": PASSWORD,
+        }
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -82,15 +82,26 @@ def test_stock_levels_and_movements(tryton_port) -> None:
     assert not {m.movement_id for m in following.movements} & {
         m.movement_id for m in page.movements
     }
-    # Walk to the end: the last cursor returns nothing new and is stable.
-    cursor = following.next_cursor
+    # Walk to the end: the last cursor returns nothing new and is stable. The database starts
+    # empty, so each movement's on-hand after it is the running sum of the movements so far,
+    # and the sums at the end are the stock levels.
+    running: dict[tuple[str, str], int] = {}
+    cursor = None
     while True:
         step = tryton_port.stock_movements_since(cursor, limit=1000)
+        for movement in step.movements:
+            key = (movement.sku, movement.location)
+            running[key] = running.get(key, 0) + movement.quantity
+            assert movement.on_hand_after == running[key], movement
         cursor = step.next_cursor
         if not step.has_more:
             break
     tail = tryton_port.stock_movements_since(cursor)
     assert tail.movements == [] and tail.next_cursor == cursor
+    on_hand = {(level.sku, level.location): level.on_hand for level in levels}
+    assert {key: value for key, value in running.items() if value} == {
+        key: value for key, value in on_hand.items() if value
+    }
 
 
 def test_sales_order_exported_exactly_once(tryton_port) -> None:

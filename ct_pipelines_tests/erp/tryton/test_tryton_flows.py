@@ -1,0 +1,75 @@
+"""order_to_cash through Dagster with CT_PIPELINES_ERP=tryton: the sandbox shop's day of orders
+exported into the session's real trytond, each exactly once, and a re-run sends nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ct_pipelines.defs.resources import build_resources
+from ct_pipelines_tests.defs.order_to_cash.helpers import (
+    export_day,
+    materialization,
+    past_day,
+    world_for,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture
+def on_tryton(
+    tryton_server: dict[str, str], sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """commercetools = a private sandbox copy; the ERP = the session's Tryton."""
+    monkeypatch.setenv("CT_PIPELINES_COMMERCETOOLS", "sandbox")
+    monkeypatch.setenv("CT_PIPELINES_ERP", "tryton")
+    monkeypatch.setenv("CT_PIPELINES_TRYTON_URL", tryton_server["url"])
+    monkeypatch.setenv("CT_PIPELINES_TRYTON_DATABASE", tryton_server["database"])
+    monkeypatch.setenv("CT_PIPELINES_TRYTON_USER", tryton_server["user"])
+    monkeypatch.setenv("CT_PIPELINES_TRYTON_PASSWORD", tryton_server["password"])
+    resources = build_resources()
+    assert resources["commercetools"].uses_sandbox
+    assert resources["erp"].describe().startswith("Tryton ")
+    return sandbox_dir
+
+
+def test_order_to_cash_exports_a_day_into_tryton_exactly_once(on_tryton: Path) -> None:
+    day = past_day(world_for(on_tryton), 1)
+    first = export_day(day, workers=2)
+    assert first.success
+    export = materialization(first, "erp_sales_orders")
+    assert export["orders_exported"] > 0, export
+    assert export["orders_failed_transient"] == 0, export["failures"]
+    batch = (
+        build_resources()["store"]
+        .get_store()
+        .read_snapshot("order_batches", partition_key=str(day))
+    )
+    ok = batch[batch["eligible"].astype(bool) & batch["sales_order"].notna()]
+    eligible = set(ok["external_document_number"])
+    exported = export["orders_exported"] + export["orders_failed_permanent"]
+    assert exported == len(eligible), export["failures"]
+
+    with build_resources()["erp"].open_port() as port:
+        rpc = port.rpc  # type: ignore[attr-defined]
+        rows = rpc.search_read(
+            "sale.sale", [("reference", "in", sorted(eligible))], ["reference", "state"]
+        )
+        references = [row["reference"] for row in rows]
+        assert len(references) == len(set(references)) == export["orders_exported"]
+        assert {row["state"] for row in rows} <= {"confirmed", "processing"}
+        for reference in references[:5]:
+            found = port.find_sales_order(reference)
+            assert found is not None and found.status == "released"
+
+    again = export_day(day, workers=2)
+    assert again.success
+    repeat = materialization(again, "erp_sales_orders")
+    assert repeat["orders_exported"] + repeat["orders_recovered"] == 0, repeat
+    with build_resources()["erp"].open_port() as port:
+        rows = port.rpc.search_read(  # type: ignore[attr-defined]
+            "sale.sale", [("reference", "in", sorted(eligible))], ["reference"]
+        )
+    assert sorted(row["reference"] for row in rows) == sorted(references)
