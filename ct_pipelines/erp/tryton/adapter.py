@@ -297,7 +297,8 @@ class TrytonErpClient:
     def iter_stock(self, locations: Sequence[str] | None = None) -> Iterator[StockLevel]:
         now = dt.datetime.now(dt.UTC)
         for code, warehouse_id in self._warehouse_ids(locations).items():
-            base = {"locations": [warehouse_id], "with_childs": True}
+            # Inactive (blocked) items still hold stock, as in the sandbox ERP.
+            base = {"locations": [warehouse_id], "with_childs": True, "active_test": False}
             on_hand = {
                 row["id"]: row
                 for row in self._products(
