@@ -17,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -59,6 +60,27 @@ def _sandbox_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_child(process: subprocess.Popen[bytes]) -> int:
+    """Wait for a served child; Ctrl-C or SIGTERM stops it too, so no orphan keeps the port."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _tryton(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -66,9 +88,25 @@ def _tryton(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.action == "serve":
-        process = setup.serve(directory / "trytond.conf", args.database)
-        print(f"trytond on http://127.0.0.1:{args.port}/ database {args.database}")
-        return process.wait()
+        config = directory / "trytond.conf"
+        if not config.exists():
+            print(
+                f"ct-pipelines: no trytond.conf in {directory}; run `tryton setup` first",
+                file=sys.stderr,
+            )
+            return 2
+        # The port was fixed by `setup` in the config.
+        listen = next(
+            (
+                line.split("=", 1)[1].strip()
+                for line in config.read_text().splitlines()
+                if line.startswith("listen")
+            ),
+            f"127.0.0.1:{args.port}",
+        )
+        process = setup.serve(config, args.database)
+        print(f"trytond on http://{listen}/ database {args.database}", flush=True)
+        return _wait_child(process)
     password = os.environ.get("CT_PIPELINES_TRYTON_PASSWORD")
     if not password:
         print(
