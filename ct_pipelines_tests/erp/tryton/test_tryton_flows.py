@@ -1,5 +1,6 @@
-"""order_to_cash through Dagster with CT_PIPELINES_ERP=tryton: the sandbox shop's day of orders
-exported into the session's real trytond, each exactly once, and a re-run sends nothing."""
+"""The flows through Dagster with CT_PIPELINES_ERP=tryton and commercetools on the sandbox:
+order_to_cash exports a day of orders into the session's real trytond exactly once (a re-run
+sends nothing); dispatch records a Tryton shipment with its tracking number on the order."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ct_pipelines_tests.defs.order_to_cash.helpers import (
     past_day,
     world_for,
 )
+from ct_pipelines_tests.erp.tryton.shipping import ship_sale
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -73,3 +75,59 @@ def test_order_to_cash_exports_a_day_into_tryton_exactly_once(on_tryton: Path) -
             "sale.sale", [("reference", "in", sorted(eligible))], ["reference"]
         )
     assert sorted(row["reference"] for row in rows) == sorted(references)
+
+
+def test_dispatch_records_a_tryton_shipment_with_tracking_on_the_order(on_tryton: Path) -> None:
+    import dagster as dg
+
+    from ct_pipelines.defs.dispatch.assets import (
+        SHIPMENTS_CURSOR,
+        commercetools_deliveries,
+        erp_shipments,
+    )
+
+    day = past_day(world_for(on_tryton), 2)
+    assert export_day(day, workers=2).success
+    store = build_resources()["store"].get_store()
+    batch = store.read_snapshot("order_batches", partition_key=str(day))
+    ok = batch[batch["eligible"].astype(bool) & batch["sales_order"].notna()]
+
+    with build_resources()["erp"].open_port() as port:
+        in_tryton = port.rpc.search_read(  # type: ignore[attr-defined]
+            "sale.sale",
+            [
+                ("reference", "in", sorted(ok["external_document_number"])),
+                ("state", "=", "processing"),
+            ],
+            ["reference"],
+            order=[("reference", "ASC")],
+        )
+        reference = in_tryton[0]["reference"]
+        order = ok[ok["external_document_number"] == reference].iloc[0]
+        # Start after the shipments other tests made, as a first deployment would after a cut-over.
+        cursor = None
+        while True:
+            page = port.shipments_since(cursor)
+            cursor = page.next_cursor or cursor
+            if not page.has_more:
+                break
+        if cursor is not None:
+            store.set_cursor(SHIPMENTS_CURSOR, cursor)
+        ship_sale(port.rpc, reference, "RM987654321GB")  # type: ignore[attr-defined]
+
+    resources = build_resources()
+    first = dg.materialize([erp_shipments, commercetools_deliveries], resources=resources)
+    assert first.success
+    received = materialization(first, "erp_shipments")
+    assert received["orders"] == 1 and received["without_tracking"] == 0
+    applied = materialization(first, "commercetools_deliveries")
+    assert applied["shipments_applied"] == 1, applied["failures"]
+    with resources["commercetools"].open_client() as client:
+        shipped = client.get(f"orders/{order['order_id']}")
+    assert shipped["shipmentState"] == "Shipped"
+    (delivery,) = shipped["shippingInfo"]["deliveries"]
+    assert [p["trackingData"]["trackingId"] for p in delivery["parcels"]] == ["RM987654321GB"]
+
+    second = dg.materialize([erp_shipments, commercetools_deliveries], resources=resources)
+    assert second.success
+    assert materialization(second, "commercetools_deliveries")["dagster/row_count"] == 0

@@ -16,6 +16,7 @@ from ct_pipelines.erp.port import (
     SalesOrderLine,
     SalesOrderTotals,
 )
+from ct_pipelines_tests.erp.tryton.shipping import ship_sale
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -141,28 +142,7 @@ def test_shipment_with_tracking(tryton_port) -> None:
     before = tryton_port.shipments_since(None)
     number = f"WEB-{uuid.uuid4().hex[:8]}"
     tryton_port.upsert_sales_order(_draft(number, _goods_sku(tryton_port)), idempotency_key="k")
-    (sale,) = rpc.search_read("sale.sale", [("reference", "=", number)], ["shipments"])
-    (shipment_id,) = sale["shipments"]
-    (carrier,) = rpc.search_read("carrier", [], ["id"], limit=1)
-    rpc.model("stock.shipment.out", "write", [shipment_id], {"carrier": carrier["id"]})
-    rpc.model("stock.shipment.out", "assign_force", [shipment_id])
-    rpc.model("stock.shipment.out", "pick", [shipment_id])
-    (shipment,) = rpc.model("stock.shipment.out", "read", [shipment_id], ["outgoing_moves"])
-    (package_type,) = rpc.search_read("stock.package.type", [], ["id"], limit=1)
-    packages = rpc.model(
-        "stock.package",
-        "create",
-        [
-            {
-                "shipment": f"stock.shipment.out,{shipment_id}",
-                "type": package_type["id"],
-                "moves": [["add", shipment["outgoing_moves"]]],
-            }
-        ],
-    )
-    rpc.model("stock.package", "write", packages, {"shipping_reference": "RM123456785GB"})
-    rpc.model("stock.shipment.out", "pack", [shipment_id])
-    rpc.model("stock.shipment.out", "do", [shipment_id])
+    ship_sale(rpc, number, "RM123456785GB")
     page = tryton_port.shipments_since(before.next_cursor)
     (shipped,) = [s for s in page.shipments if s.external_document_number == number]
     assert shipped.tracking_numbers == ["RM123456785GB"]
