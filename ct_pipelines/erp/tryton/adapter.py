@@ -991,6 +991,8 @@ class TrytonErpClient:
             [
                 {
                     "journal": self._journal(),
+                    # Over RPC the period defaults to today's, not the posting date's.
+                    "period": self._period(batch.posting_date),
                     "date": batch.posting_date,
                     "description": f"[{batch.batch_id}] {batch.description}".rstrip(),
                     "lines": [["create", lines]],
@@ -1001,6 +1003,23 @@ class TrytonErpClient:
         posting = self._find(batch.batch_id)
         assert posting is not None
         return posting
+
+    def _period(self, day: dt.date) -> int:
+        """The open standard period holding ``day`` (Tryton's ``account.period.find``)."""
+        rows = self.rpc.search_read(
+            "account.period",
+            [("start_date", "<=", day), ("end_date", ">=", day), ("type", "=", "standard")],
+            ["state"],
+            order=[("start_date", "DESC")],
+            limit=1,
+        )
+        if not rows:
+            raise ErpValidationError(None, "NoPeriod", f"Tryton has no accounting period for {day}")
+        if rows[0]["state"] != "open":
+            raise ErpValidationError(
+                None, "PeriodClosed", f"Tryton's accounting period for {day} is closed"
+            )
+        return int(rows[0]["id"])
 
     def _find(self, batch_id: str) -> JournalPosting | None:
         moves = [m for m in self._batch_moves(batch_id) if m["state"] == "posted"]

@@ -131,3 +131,54 @@ def test_dispatch_records_a_tryton_shipment_with_tracking_on_the_order(on_tryton
     second = dg.materialize([erp_shipments, commercetools_deliveries], resources=resources)
     assert second.success
     assert materialization(second, "commercetools_deliveries")["dagster/row_count"] == 0
+
+
+def test_finance_posts_one_journal_in_tryton_and_reconciles_it(on_tryton: Path) -> None:
+    from ct_pipelines_tests.defs.finance.helpers import metadata, run_finance
+
+    world = world_for(on_tryton)
+    # Ten days back lies before the seeded history: the day holds only these orders.
+    day = past_day(world, 10)
+    world.bulk_orders(8, day=day, payment_kind="paid", with_payments=True, seed=11)
+    export = materialization(export_day(day, workers=2), "erp_sales_orders")
+    assert export["orders_exported"] == 8, export["failures"]
+
+    first = run_finance(day)
+    assert first.success
+    assert metadata(first, "finance_journal_batches")["batches_posted"] == 1
+    reconciliation = metadata(first, "finance_reconciliation")
+    batch_id = f"fin-{day.isoformat()}-GBP"
+    with build_resources()["erp"].open_port() as port:
+        posted = [b for b in port.iter_journal_batches(day) if b.batch_id == batch_id]
+        assert len(posted) == 1
+        (batch,) = posted
+        debit = sum(line.debit_minor for line in batch.lines)
+        assert debit == sum(line.credit_minor for line in batch.lines) > 0
+        moves = port.rpc.search_read(  # type: ignore[attr-defined]
+            "account.move", [("description", "like", f"[{batch_id}]%")], ["state"]
+        )
+        assert [m["state"] for m in moves] == ["posted"]
+
+    again = run_finance(day)
+    assert again.success
+    journals = metadata(again, "finance_journal_batches")
+    assert (journals["batches_posted"], journals["batches_already_posted"]) == (0, 1)
+    with build_resources()["erp"].open_port() as port:
+        moves = port.rpc.search_read(  # type: ignore[attr-defined]
+            "account.move", [("description", "like", f"[{batch_id}]%")], ["state"]
+        )
+    assert len(moves) == 1
+    # Tryton recomputes VAT from each line's net, so its tax (and gross) can differ by a penny
+    # from commercetools' inclusive split on an order; the reconciliation names each such
+    # difference to the minor unit. Nothing is missing and the nets agree exactly.
+    variances = (
+        build_resources()["store"]
+        .get_store()
+        .read_snapshot("finance_variances", partition_key=day.isoformat())
+        .to_dict("records")
+    )
+    named = [(v["document"], v["metric"], int(v["variance_minor"])) for v in variances]
+    assert reconciliation["orders_missing_in_erp"] == 0, named
+    assert all(v["kind"] == "amounts_differ" for v in variances), named
+    assert all(metric != "net" and abs(minor) <= 1 for _, metric, minor in named), named
+    assert reconciliation["orders_with_variance"] == len({document for document, _, _ in named})
