@@ -2,10 +2,11 @@
 
 ``write_config`` puts a trytond.conf in a folder of the caller's choosing (never in the repo);
 ``create_database`` activates the modules (``trytond-admin --all``, about a minute or two) and
-``configure_shop`` fills the shop with proteus, in process: company (GBP), fiscal year with
-periods, the English minimal chart plus the finance flow's account codes, UK VAT 20/5/0 %, one
-accounting category per VAT code, warehouses MAN, MK and LDN-STORE, the journal SHOP, a parcel
-package type, the sandbox ERP's items (goods by SKU, the service items) and its opening stock.
+``configure_shop`` fills the shop with proteus, in process: company (GBP), fiscal years (last
+year and this) with periods, the English minimal chart plus the finance flow's account codes,
+UK VAT 20/5/0 %, one accounting category per VAT code, warehouses MAN, MK and LDN-STORE, the
+journal SHOP, a parcel package type, carriers, the sandbox ERP's items (goods by SKU, the
+service items) and its opening stock.
 
 On PostgreSQL a finished database can be a template: ``clone_database`` copies it in seconds
 (``CREATE DATABASE new TEMPLATE tpl``), which the tests use to set up once per session.
@@ -211,26 +212,28 @@ def configure_shop(
     Company = Model.get("company.company")
     (company,) = Company.find()
 
-    # Fiscal year of today with monthly periods.
+    # Fiscal years of last year and this one with monthly periods, so days shortly before a
+    # new year can still be posted.
     FiscalYear = Model.get("account.fiscalyear")
     Sequence = Model.get("ir.sequence.strict")
     SequenceType = Model.get("ir.sequence.type")
     (move_type,) = SequenceType.find([("name", "=", "Account Move")], limit=1)
-    sequence = Sequence(name=str(today.year), sequence_type=move_type, company=company)
-    sequence.save()
-    fiscalyear = FiscalYear(
-        name=str(today.year),
-        start_date=dt.date(today.year, 1, 1),
-        end_date=dt.date(today.year, 12, 31),
-        company=company,
-        move_sequence=sequence,
-    )
     # account_invoice's invoice and credit note sequences (its own helper does exactly that).
     from trytond.modules.account_invoice.tests.tools import set_fiscalyear_invoice_sequences
 
-    fiscalyear = set_fiscalyear_invoice_sequences(fiscalyear)
-    fiscalyear.save()
-    fiscalyear.click("create_period")
+    for year in (today.year - 1, today.year):
+        sequence = Sequence(name=str(year), sequence_type=move_type, company=company)
+        sequence.save()
+        fiscalyear = FiscalYear(
+            name=str(year),
+            start_date=dt.date(year, 1, 1),
+            end_date=dt.date(year, 12, 31),
+            company=company,
+            move_sequence=sequence,
+        )
+        fiscalyear = set_fiscalyear_invoice_sequences(fiscalyear)
+        fiscalyear.save()
+        fiscalyear.click("create_period")
 
     # The English minimal chart, then the finance flow's own account codes beside it.
     AccountTemplate = Model.get("account.account.template")
