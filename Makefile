@@ -10,7 +10,7 @@ CTMOCK_STAMP := $(CTMOCK_DIR)/node_modules/.installed
 # Dagster needs an absolute DAGSTER_HOME; the checked-in dagster_home/ holds only dagster.yaml.
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test lint format validate bench clean-home
+.PHONY: install demo dev test lint typecheck format validate bench clean-home
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ct_pipelines needs Python 3.11 or newer"'
@@ -42,6 +42,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
+# Settings in pyproject.toml ([tool.mypy]: the ct_pipelines and ct_sandbox packages).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -49,7 +53,7 @@ format: $(STAMP)
 validate: $(STAMP)
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 
-test: lint validate $(CTMOCK_STAMP)
+test: lint typecheck validate $(CTMOCK_STAMP)
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)

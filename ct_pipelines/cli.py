@@ -328,16 +328,16 @@ def _preflight(args: argparse.Namespace) -> int:
         return 2
     commercetools, erp = resources["commercetools"], resources["erp"]
     findings = run_preflight(
-        commercetools,  # type: ignore[arg-type]
-        erp,  # type: ignore[arg-type]
-        resources["product_catalog"],  # type: ignore[arg-type]
+        commercetools,
+        erp,
+        resources["product_catalog"],
         create_missing=args.create_missing,
         export_channel_key=args.export_channel,
     )
     if args.json:
         print(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
-        print(f"preflight: {commercetools.describe()}; {erp.describe()}")  # type: ignore[attr-defined]
+        print(f"preflight: {commercetools.describe()}; {erp.describe()}")
         print(table(findings))
     return 1 if blockers(findings) else 0
 

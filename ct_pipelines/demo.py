@@ -53,7 +53,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         os.environ.pop(name, None)
 
     from ct_pipelines.definitions import defs
-    from ct_pipelines.defs.resources import sandbox_dir, sandbox_world
+    from ct_pipelines.defs.resources import IntegrationStoreResource, sandbox_dir, sandbox_world
 
     home = sandbox_dir()
     print(f"ct_pipelines demo: sandbox world in {home}", file=out)
@@ -63,7 +63,8 @@ def run_demo(out: TextIO = sys.stdout) -> int:
 
     loaded = defs()
     definitions = loaded if isinstance(loaded, dg.Definitions) else loaded()
-    assets = list(definitions.assets or [])
+    # Every asset of the code location is an @asset (no specs or source assets to skip).
+    assets = [a for a in definitions.assets or [] if isinstance(a, dg.AssetsDefinition)]
     daily = [a for a in assets if getattr(a, "partitions_def", None) is not None]
     plain = [a for a in assets if getattr(a, "partitions_def", None) is None]
     instance = dg.DagsterInstance.get()
@@ -97,14 +98,16 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         for result in results:
             for event in result.all_events:
                 if event.is_step_failure:
-                    print(
-                        f"step {event.step_key} failed: {event.event_specific_data.error.message}",
-                        file=out,
-                    )
+                    error = event.step_failure_data.error
+                    reason = error.message if error is not None else "no error recorded"
+                    print(f"step {event.step_key} failed: {reason}", file=out)
         print("demo FAILED", file=out)
         return 1
 
-    store = definitions.resources["store"].get_store()
+    store_resource = (definitions.resources or {}).get("store")
+    if not isinstance(store_resource, IntegrationStoreResource):
+        raise TypeError(f"the code location's store resource is {store_resource!r}")
+    store = store_resource.get_store()
     products = store.read_snapshot("product_master")
     stock = store.read_snapshot("inventory_snapshots")
     orders = eligible = 0

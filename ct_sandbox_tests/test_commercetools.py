@@ -180,6 +180,22 @@ def test_scopes_are_enforced(anonymous: httpx.Client, store: DocumentStore) -> N
     assert anonymous.get(api("product-projections"), params={"staged": "true"}).status_code == 403
 
 
+def test_the_project_serves_its_settings_to_a_client_allowed_to_see_them(
+    client: httpx.Client, anonymous: httpx.Client
+) -> None:
+    project = client.get(f"/{PROJECT}").json()
+    assert project["key"] == PROJECT
+    assert project["currencies"] == ["GBP", "EUR"] and project["countries"] == ["GB", "IE"]
+    assert client.post(f"/{PROJECT}", json={}).status_code == 405
+    token = _token(anonymous, scope=f"view_orders:{PROJECT}").json()["access_token"]
+    anonymous.headers["Authorization"] = f"Bearer {token}"
+    refused = anonymous.get(f"/{PROJECT}")
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+    token = _token(anonymous, scope=f"view_project_settings:{PROJECT}").json()["access_token"]
+    anonymous.headers["Authorization"] = f"Bearer {token}"
+    assert anonymous.get(f"/{PROJECT}").status_code == 200
+
+
 # -- queries ----------------------------------------------------------------------------------
 
 

@@ -188,7 +188,8 @@ class CommercetoolsClient:
                 return self._http.build_request(
                     method,
                     url,
-                    params=params,
+                    # a tuple: httpx types its list form as list[tuple[str, str | int | ...]]
+                    params=None if params is None else tuple(params),
                     json=json,
                     headers={"Authorization": f"Bearer {token}"},
                 )

@@ -20,6 +20,8 @@ class CommercetoolsError(IntegrationError):
     unchanged (after backing off); ``status_code`` (alias ``status``) is 0 when no response came.
     """
 
+    status: int  # never None here: 0 stands for "no response"
+
     def __init__(
         self,
         status_code: int,
@@ -38,6 +40,10 @@ class CommercetoolsError(IntegrationError):
         self.method = method
         self.path = path
         super().__init__(str(self))
+
+    @property
+    def status_code(self) -> int:
+        return self.status
 
     @property
     def codes(self) -> list[str]:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import dagster as dg
 
@@ -20,6 +20,9 @@ from ct_pipelines.commercetools.settings import OPTIONAL_ENV_VARIABLES, REQUIRED
 from ct_pipelines.erp.port import ErpPort
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.store import IntegrationStore, store_url_from_env
+
+if TYPE_CHECKING:
+    from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
 MODES = ("auto", "sandbox", "live", "tryton")  # tryton: the ERP side only
 CTP_VARIABLES = (
@@ -316,7 +319,14 @@ def _env(name: str, environ: Mapping[str, str] = os.environ) -> str | None:
     return dg.EnvVar(name) if environ.get(name) else None
 
 
-def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, dg.ConfigurableResource]:
+class ProjectResources(TypedDict):
+    commercetools: CommercetoolsResource
+    erp: ErpResource
+    store: IntegrationStoreResource
+    product_catalog: "ProductCatalogResource"
+
+
+def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources:
     """Every resource the flows use; the one place they are bound (Definitions, demo, tests)."""
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 

@@ -7,6 +7,7 @@ exception_events row, so "who did what, when" is always answerable.
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -268,7 +269,7 @@ class ExceptionQueue:
         with self._db.read() as conn:
             return _get(conn, exception_id)
 
-    def events(self, exception_id: int) -> list[ExceptionEvent]:
+    def events(self, exception_id: int) -> builtins.list[ExceptionEvent]:
         """The audit trail of one exception, in order."""
         with self._db.read() as conn:
             rows = conn.execute(
@@ -292,7 +293,7 @@ class ExceptionQueue:
             _audit(conn, exception_id, "resolved", actor, now, {"note": note})
             return _get(conn, exception_id)
 
-    def mark_retrying(self, ids: Iterable[int], actor: str) -> list[ExceptionRecord]:
+    def mark_retrying(self, ids: Iterable[int], actor: str) -> builtins.list[ExceptionRecord]:
         """Flag exceptions as being retried (all or none); resolved ones are left alone.
 
         Returns the exceptions that changed. The retry's outcome then either closes them
@@ -318,7 +319,7 @@ class ExceptionQueue:
 
     def close_on_success(
         self, flow: str, entity_key: str, actor: str = DEFAULT_ACTOR
-    ) -> list[ExceptionRecord]:
+    ) -> builtins.list[ExceptionRecord]:
         """Resolve every unresolved exception of an entity that has now gone through."""
         _require_actor(actor)
         entity_key = safe_key(entity_key)

@@ -243,8 +243,9 @@ class ExportLedger:
             for key, entity_id, version, digest in rows
         ]
         for value in values:
-            value["entity_key"] = safe_key(value["entity_key"])
-            value["entity_id"] = safe_optional_key(value["entity_id"])
+            value["entity_key"] = safe_key(str(value["entity_key"]))
+            entity_id = value["entity_id"]
+            value["entity_id"] = safe_optional_key(None if entity_id is None else str(entity_id))
         with self._db.write() as conn:
             for start in range(0, len(values), KEY_CHUNK_SIZE):
                 conn.execute(statement, values[start : start + KEY_CHUNK_SIZE])

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -237,11 +237,12 @@ def _decode_column(spec: dict[str, Any], values: Sequence[Any]) -> pd.Series:
     if codec == "category":
         categorical = pd.Categorical(values, categories=spec["categories"], ordered=spec["ordered"])
         return pd.Series(categorical, name=name)
-    decode: Callable[[Any], Any] | None = {
+    decoders: dict[str, Callable[[str], object]] = {
         "decimal": Decimal,
         "pydatetime": datetime.fromisoformat,
         "pydate": date.fromisoformat,
-    }.get(codec)
+    }
+    decode = decoders.get(codec)
     if decode is not None:
         values = [None if v is None else decode(v) for v in values]
     return pd.Series(values, dtype=object, name=name)

@@ -15,6 +15,7 @@ from ct_sandbox.commercetools.channels import ChannelsMixin
 from ct_sandbox.commercetools.common import (
     _REASONS,
     DEFAULT_TOKEN_TTL,
+    PROJECT_COUNTRIES,
     PROJECT_CURRENCIES,
     RESOURCE_SCOPES,
     SIDE,
@@ -215,6 +216,8 @@ class CommercetoolsSandboxApp(
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] != self.project_key:
             raise not_found(f"The endpoint '{path}' does not exist.")
+        if len(parts) == 1:
+            return self._project(request)
         if len(parts) < 2 or parts[1] not in RESOURCE_SCOPES:
             raise not_found(f"The endpoint '{path}' does not exist.")
         resource = parts[1]
@@ -244,6 +247,34 @@ class CommercetoolsSandboxApp(
                 raise ApiError(405, "MethodNotAllowed", "DELETE needs a resource id or key.")
             return self._delete(request, resource, rest[0], faults)
         raise ApiError(405, "MethodNotAllowed", f"Method {request.method} is not allowed.")
+
+    # -- the project ---------------------------------------------------------------------------
+
+    def _project(self, request: Request) -> Response:
+        """GET /{projectKey}: the settings a client checks before going live (currencies,
+        countries, languages). Needs view_project_settings (or manage_project[_settings])."""
+        if request.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "The sandbox project's settings are read-only.")
+        scopes = self._authenticate(request)
+        allowed = {"manage_project", "manage_project_settings", "view_project_settings"}
+        if self.enforce_scopes and not scopes & allowed:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                "Insufficient scope. One of the following scopes is missing: "
+                "view_project_settings, manage_project_settings",
+                oauth=True,
+            )
+        project = {
+            "key": self.project_key,
+            "name": "UK shop (sandbox)",
+            "version": 1,
+            "currencies": list(self.currencies),
+            "countries": list(PROJECT_COUNTRIES),
+            "languages": ["en-GB"],
+            "createdAt": "2026-01-01T00:00:00.000Z",
+        }
+        return _json_response(200, project)
 
     # -- creating --------------------------------------------------------------------------
 

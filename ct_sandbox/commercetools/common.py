@@ -62,6 +62,8 @@ FRACTION_DIGITS = {
 }  # fmt: skip
 # The project's currencies (Project.currencies): prices in any other currency are refused.
 PROJECT_CURRENCIES = ("GBP", "EUR")
+# The project's countries (Project.countries): the UK shop ships to Great Britain and Ireland.
+PROJECT_COUNTRIES = ("GB", "IE")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{2,256}$")
 _EXPAND = re.compile(r"^[A-Za-z_][\w-]*(\[\*\])?(\.[A-Za-z_][\w-]*(\[\*\])?)*$")
 _VAR = re.compile(r"^var\.[a-zA-Z0-9]+$")

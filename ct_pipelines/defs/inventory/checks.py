@@ -30,6 +30,9 @@ SYNC_GUARD = "inventory_sync_guard"
 #: drift above this share of compared entries is an error, below it a warning (in flight)
 DRIFT_ERROR_RATIO = 0.01
 
+#: what the checks report: counts, ratios and Dagster metadata values (JSON, timestamps)
+CheckMetadata = dict[str, dg.MetadataValue | int | float]
+
 SNAPSHOT_CHECK_SPECS = [
     dg.AssetCheckSpec(DRIFT, asset=SNAPSHOTS, description="commercetools quantity vs target"),
     dg.AssetCheckSpec(
@@ -46,7 +49,7 @@ def drift_result(analysis: Analysis) -> dg.AssetCheckResult:
     compared = plan.compared
     drifted = plan.drifted
     ratio = drifted / compared if compared else 0.0
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "compared_entries": compared,
         "drifted_entries": drifted,
         "entries_to_update": plan.updates,
@@ -78,7 +81,7 @@ def oversell_result(analysis: Analysis) -> dg.AssetCheckResult:
     """Passed when no entry offers more than the ERP has available for its channel."""
     per_channel = {c: n.oversell_risk for c, n in sorted(analysis.plan.per_channel.items())}
     total = sum(per_channel.values())
-    metadata: dict[str, object] = {"entries_at_risk": total}
+    metadata: CheckMetadata = {"entries_at_risk": total}
     metadata.update({f"at_risk:{c}": n for c, n in per_channel.items()})
     return dg.AssetCheckResult(
         check_name=OVERSELL,
@@ -136,7 +139,7 @@ def negative_result(targets: TargetSet, current: CtInventory) -> dg.AssetCheckRe
     """Passed when no ERP row and no commercetools entry holds negative stock."""
     erp = sum(targets.negative_rows.values())
     ct = sum(current.negative.values())
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "erp_negative_rows": erp,
         "commercetools_negative_entries": ct,
     }
@@ -194,7 +197,7 @@ def guard_result(verdict: GuardVerdict, *, forced: bool = False) -> dg.AssetChec
     else:
         description = "the plan is within the limits"
     data = verdict.as_metadata()
-    metadata: dict[str, object] = {
+    metadata: dict[str, dg.RawMetadataValue] = {
         "refused": verdict.refused and not forced,
         "forced": forced,
         "unknown_sku_creates_dropped": verdict.unknown_sku_creates,
@@ -221,7 +224,7 @@ def staleness_result(
     last_taken_at: datetime | None, now: datetime, settings: InventorySettings
 ) -> dg.AssetCheckResult:
     stale_after = settings.stale_after
-    metadata: dict[str, object] = {
+    metadata: CheckMetadata = {
         "cadence_minutes": settings.reconcile_minutes,
         "stale_after_minutes": float(stale_after.total_seconds() / 60),
     }

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.events import DagsterEventType
 
 from ct_pipelines.defs.operations.logic.check_alerts import CheckEvaluation
@@ -16,13 +17,13 @@ NOT_FLOWS = frozenset({"operations", "default"})
 
 
 @functools.cache
-def _project_repository() -> object:
+def _project_repository() -> dg.RepositoryDefinition:
     from ct_pipelines.definitions import defs
 
     return defs().get_repository_def()
 
 
-def repository_of(context: dg.AssetExecutionContext) -> object:
+def repository_of(context: dg.AssetExecutionContext) -> dg.RepositoryDefinition:
     """The code location's definitions, to see every flow, asset, check and job.
 
     Runs launched from the code location carry them; in-process executions (tests, the demo)
@@ -34,11 +35,11 @@ def repository_of(context: dg.AssetExecutionContext) -> object:
         return _project_repository()
 
 
-def flows_by_asset(asset_graph: object) -> dict[dg.AssetKey, str]:
+def flows_by_asset(asset_graph: AssetGraph) -> dict[dg.AssetKey, str]:
     """Asset key -> flow (its asset group), for every asset in the code location."""
     return {
-        key: asset_graph.get(key).group_name or "default"  # type: ignore[attr-defined]
-        for key in asset_graph.get_all_asset_keys()  # type: ignore[attr-defined]
+        key: asset_graph.get(key).group_name or "default"
+        for key in asset_graph.get_all_asset_keys()
     }
 
 
@@ -105,10 +106,10 @@ def latest_evaluation_mark(instance: dg.DagsterInstance) -> tuple[int, str] | No
     return records[0].storage_id, datetime.fromtimestamp(records[0].timestamp, UTC).isoformat()
 
 
-def latest_check_states(instance: dg.DagsterInstance, asset_graph: object) -> list[CheckState]:
+def latest_check_states(instance: dg.DagsterInstance, asset_graph: AssetGraph) -> list[CheckState]:
     flows = flows_by_asset(asset_graph)
     states = []
-    for key in sorted(asset_graph.asset_check_keys, key=lambda k: (str(k.asset_key), k.name)):  # type: ignore[attr-defined]
+    for key in sorted(asset_graph.asset_check_keys, key=lambda k: (str(k.asset_key), k.name)):
         flow = flows.get(key.asset_key, "default")
         record = instance.get_latest_asset_check_evaluation_record(key)
         evaluation = (
@@ -146,12 +147,12 @@ def last_success(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> d
 
 
 def failed_runs(
-    instance: dg.DagsterInstance, repository_def: object, since: datetime
+    instance: dg.DagsterInstance, repository_def: dg.RepositoryDefinition, since: datetime
 ) -> list[FailedRun]:
     """Failed runs since ``since``, attributed to the flows whose assets they were to build."""
-    flows = flows_by_asset(repository_def.asset_graph)  # type: ignore[attr-defined]
+    flows = flows_by_asset(repository_def.asset_graph)
     jobs: dict[str, set[str]] = {}
-    for job in repository_def.get_all_jobs():  # type: ignore[attr-defined]
+    for job in repository_def.get_all_jobs():
         keys = job.asset_layer.selected_asset_keys if job.asset_layer else set()
         jobs[job.name] = {flows[k] for k in keys if k in flows}
     result = []

@@ -4,6 +4,8 @@ The checks live in :mod:`ct_pipelines.defs.operations.logic.preflight`; this mod
 configured commercetools project and ERP (the same resources the flows use) and reports.
 """
 
+import dataclasses
+
 import dagster as dg
 
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
@@ -35,8 +37,9 @@ def run_preflight(
         product_type_key=product_catalog.product_type_key,
         excluded_attributes=frozenset(product_catalog.excluded_attributes),
         create_missing=create_missing,
-        **({"export_channel_key": export_channel_key} if export_channel_key else {}),
     )
+    if export_channel_key:
+        settings = dataclasses.replace(settings, export_channel_key=export_channel_key)
     rules = InventorySettings.from_env().load_rules()
 
     def read_master() -> MasterCatalog:
@@ -78,7 +81,7 @@ def preflight_checks(
         "preflight (%s; %s)\n%s", commercetools.describe(), erp.describe(), table(findings)
     )
     found = blockers(findings)
-    metadata = {
+    metadata: dict[str, dg.RawMetadataValue] = {
         "findings": dg.MetadataValue.md(markdown(findings)),
         "blockers": len(found),
         "target": f"{commercetools.describe()}; {erp.describe()}",

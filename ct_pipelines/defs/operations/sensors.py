@@ -27,6 +27,8 @@ _PER_RUN = RetryTarget("", per_order_day=False, behaviour="")
 # A freshly started alert sensor looks back this far, not over the whole history.
 INITIAL_LOOKBACK = timedelta(hours=1)
 EVALUATIONS_PER_TICK = 500
+# The exception classes Dagster wraps an op's own exception in.
+_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
 NOT_CONFIGURED = (
     "no alert destination configured: set CT_PIPELINES_ALERT_WEBHOOK_URL and/or "
     "CT_PIPELINES_SLACK_TOKEN"
@@ -148,18 +150,15 @@ def run_failure_alerts(
         return dg.SkipReason(NOT_CONFIGURED)
     failures = []
     for event in context.get_step_failure_events():
-        error = getattr(event.event_specific_data, "error", None)
+        error = event.step_failure_data.error
         # Dagster wraps the op's own exception; the cause is what people need to see.
-        while getattr(error, "cause", None) is not None and getattr(error, "cls_name", "") in (
-            "DagsterExecutionStepExecutionError",
-            "DagsterUserCodeExecutionError",
-        ):
+        while error is not None and error.cause is not None and error.cls_name in _WRAPPERS:
             error = error.cause
         failures.append(
             StepFailure(
                 step=event.step_key or "?",
-                error_type=getattr(error, "cls_name", None),
-                message=getattr(error, "message", None),
+                error_type=error.cls_name if error is not None else None,
+                message=error.message if error is not None else None,
             )
         )
     run = context.dagster_run

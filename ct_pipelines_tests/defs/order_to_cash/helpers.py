@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,6 +68,36 @@ def sales_order_creates(world: Any) -> dict[str, int]:
     return counts
 
 
+PROJECT_ROOT = Path(__file__).parents[3]
+
+
+def start_export_worker(day: date, *, on_instance: bool = False) -> subprocess.Popen[bytes]:
+    """One day's export in a process of its own (see export_worker.py), ready to be killed."""
+    command = [sys.executable, "-m", "ct_pipelines_tests.defs.order_to_cash.export_worker"]
+    return subprocess.Popen(
+        [*command, day.isoformat(), *(["--instance"] if on_instance else [])],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def kill_when(
+    worker: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 300
+) -> None:
+    """SIGKILL the worker's process group once ``ready()`` holds: progress decides, not time
+    (the timeout only bounds a hung test)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert worker.poll() is None, "the export finished before it could be killed"
+        assert time.monotonic() < deadline, "the export made no progress to kill it at"
+        time.sleep(0.05)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=60)
+
+
 def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(asset)
     assert events, f"{asset} did not materialise"
@@ -70,10 +106,13 @@ def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, 
 
 __all__ = [
     "FLOW",
+    "PROJECT_ROOT",
     "erp_documents",
     "export_day",
+    "kill_when",
     "materialization",
     "past_day",
     "sales_order_creates",
+    "start_export_worker",
     "world_for",
 ]

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,13 +13,13 @@ from ct_pipelines.defs.resources import build_resources
 from ct_pipelines_tests.defs.order_to_cash.helpers import (
     erp_documents,
     export_day,
+    kill_when,
     materialization,
     past_day,
     sales_order_creates,
+    start_export_worker,
     world_for,
 )
-
-PROJECT_ROOT = Path(__file__).parents[3]
 
 
 @pytest.mark.slow
@@ -50,28 +45,8 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     # Slow ERP writes (about 20 s for the batch), so even on a starved machine the process is
     # surely in the middle of the batch when it dies.
     world.configure_erp(write_latency_ms=150)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ct_pipelines_tests.defs.order_to_cash.export_worker",
-            day.isoformat(),
-        ],
-        cwd=PROJECT_ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        created = len(set(erp_documents(world)) & to_create)
-        if created >= len(to_create) // 3:
-            break
-        assert worker.poll() is None, "the export finished before it could be killed"
-        time.sleep(0.05)
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
+    worker = start_export_worker(day)
+    kill_when(worker, lambda: len(set(erp_documents(world)) & to_create) >= len(to_create) // 3)
     in_erp_at_kill = set(erp_documents(world)) & to_create
     assert 0 < len(in_erp_at_kill) < len(to_create)
     # Some orders reached the ERP without the ledger knowing: the worst moment.

@@ -7,12 +7,7 @@ and that run exports the rest with nothing lost and nothing doubled.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,10 +19,14 @@ from ct_pipelines.defs.order_to_cash.assets import erp_sales_orders, order_batch
 from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.order_to_cash.logic.stuck_runs import WORKER_TAG
 from ct_pipelines.defs.resources import build_resources
-from ct_pipelines_tests.defs.order_to_cash.helpers import erp_documents, past_day, world_for
-
-PROJECT_ROOT = Path(__file__).parents[3]
-WORKER = [sys.executable, "-m", "ct_pipelines_tests.defs.order_to_cash.export_worker"]
+from ct_pipelines_tests.defs.order_to_cash.helpers import (
+    PROJECT_ROOT,
+    erp_documents,
+    kill_when,
+    past_day,
+    start_export_worker,
+    world_for,
+)
 
 
 def _claimed(instance: dg.DagsterInstance) -> set[str]:
@@ -64,23 +63,12 @@ def test_a_killed_export_run_is_failed_freed_and_exported_again(
     assert len(to_create) >= 150
 
     world.configure_erp(write_latency_ms=200)
-    worker = subprocess.Popen(
-        [*WORKER, day.isoformat(), "--instance"],
-        cwd=PROJECT_ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    worker = start_export_worker(day, on_instance=True)
+    # Killed once the run holds the slot and some orders are in the ERP.
+    kill_when(
+        worker,
+        lambda: bool(_claimed(instance)) and len(set(erp_documents(world)) & to_create) >= 10,
     )
-    # Progress, not time: wait until the run holds the slot and some orders are in the ERP.
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if _claimed(instance) and len(set(erp_documents(world)) & to_create) >= 10:
-            break
-        assert worker.poll() is None, "the export finished before it could be killed"
-        time.sleep(0.05)
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=60)
     (dead_run,) = _claimed(instance)
     run = instance.get_run_by_id(dead_run)
     assert run is not None and run.status == dg.DagsterRunStatus.STARTED

@@ -6,7 +6,7 @@ The ERP knows an order by its orderNumber, or by the order id when the order has
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -16,13 +16,23 @@ from ct_pipelines.kernel.documents import order_id_from_document_number
 BATCH_SIZE = 100
 
 
-class OrderReader(Protocol):
-    def get_or_none(self, path: str, params: Any = None) -> dict[str, Any] | None: ...
-
-    def query(self, resource: str, **kwargs: Any) -> dict[str, Any]: ...
+class OrderGetter(Protocol):
+    def get_or_none(self, path: str) -> dict[str, Any] | None: ...
 
 
-def find_order(client: OrderReader, reference: str) -> dict[str, Any] | None:
+class OrderReader(OrderGetter, Protocol):
+    def query(
+        self,
+        resource: str,
+        *,
+        where: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        with_total: bool | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def find_order(client: OrderGetter, reference: str) -> dict[str, Any] | None:
     """GET /orders/order-number={reference}, falling back to GET /orders/{id}."""
     order = client.get_or_none(f"orders/order-number={quote(reference, safe='')}")
     if order is not None:

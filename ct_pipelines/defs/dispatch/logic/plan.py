@@ -31,8 +31,8 @@ from ct_pipelines.erp.port import Shipment
 Json = Mapping[str, Any]
 TargetState = Literal["Shipped", "Partial"]
 
-SHIPPED = "Shipped"
-PARTIAL = "Partial"
+SHIPPED: TargetState = "Shipped"
+PARTIAL: TargetState = "Partial"
 DELIVERED = "Delivered"
 # What a dispatched order may show in commercetools (the check's notion of "updated").
 DISPATCHED_STATES = frozenset({SHIPPED, PARTIAL, DELIVERED})

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from ct_pipelines.defs.dispatch.logic.engine import FLOW
+from ct_pipelines.store import IntegrationStore
 
 
 @dataclass
@@ -95,13 +96,11 @@ def decide(
     return Decision(None, "no new shipments since the last run", state)
 
 
-def queued_failures(integration_store: object, now: datetime, retry_days: int) -> int:
+def queued_failures(integration_store: IntegrationStore, now: datetime, retry_days: int) -> int:
     """Open dispatch failures young enough for the dispatch asset to retry them."""
     cutoff = now - timedelta(days=retry_days)
     return sum(
         1
-        for record in integration_store.list_exceptions(  # type: ignore[attr-defined]
-            flow=FLOW, status=["open", "retrying"]
-        )
+        for record in integration_store.list_exceptions(flow=FLOW, status=["open", "retrying"])
         if record.created_at >= cutoff
     )

@@ -355,7 +355,13 @@ def reconcile_day(
         | {line.currency for line in lines}
     )
     digits: dict[str, int] = {}
-    for source in [*ct.values(), *erp.values(), *done, *lines]:
+    sources: list[OrderFact | ErpOrderFact | TransactionFact | PostedLine] = [
+        *ct.values(),
+        *erp.values(),
+        *done,
+        *lines,
+    ]
+    for source in sources:
         digits.setdefault(source.currency, source.fraction_digits)
 
     totals: list[MetricTotal] = []
@@ -381,8 +387,8 @@ def reconcile_day(
         for fact in (f for (c, _), f in ct.items() if c == currency):
             for metric, value in _order_figures(fact).items():
                 ct_sum[metric] = ct_sum.get(metric, 0) + value
-        for fact in (f for (c, _), f in erp.items() if c == currency):
-            for metric, value in _order_figures(fact).items():
+        for erp_fact in (f for (c, _), f in erp.items() if c == currency):
+            for metric, value in _order_figures(erp_fact).items():
                 erp_sum[metric] = erp_sum.get(metric, 0) + value
         for metric, kind, account in (
             ("refunds", "Refund", accounts.refunds),

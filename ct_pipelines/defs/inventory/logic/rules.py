@@ -218,12 +218,12 @@ class InventoryRules:
         self.create_zero_entries = model.create_zero_entries
         self._sku_channel: dict[tuple[str, str], Buffer] = {}
         self._sku_any: dict[str, Buffer] = {}
-        for rule in model.sku_buffers:
-            buffer = Buffer(absolute=rule.absolute, percent=rule.percent)
-            if rule.channel is None:
-                self._sku_any[rule.sku] = buffer
+        for sku_rule in model.sku_buffers:
+            buffer = Buffer(absolute=sku_rule.absolute, percent=sku_rule.percent)
+            if sku_rule.channel is None:
+                self._sku_any[sku_rule.sku] = buffer
             else:
-                self._sku_channel[(rule.sku, rule.channel)] = buffer
+                self._sku_channel[(sku_rule.sku, sku_rule.channel)] = buffer
         self._channel_buffer = {
             key: rule.buffer if rule.buffer is not None else model.default_buffer
             for key, rule in model.channels.items()
@@ -349,18 +349,18 @@ def _cross_check(model: InventoryRulesModel) -> list[str]:
                 f"list it in shared_locations to publish its full stock to each channel"
             )
     seen_buffers: set[tuple[str, str | None]] = set()
-    for index, rule in enumerate(model.sku_buffers):
-        if rule.channel is not None and rule.channel not in model.channels:
+    for index, sku_rule in enumerate(model.sku_buffers):
+        if sku_rule.channel is not None and sku_rule.channel not in model.channels:
             problems.append(
-                f"sku_buffers[{index}].channel: {rule.channel!r} is not a mapped channel "
+                f"sku_buffers[{index}].channel: {sku_rule.channel!r} is not a mapped channel "
                 f"(mapped: {', '.join(sorted(model.channels))})"
             )
-        if (rule.sku, rule.channel) in seen_buffers:
-            where = f"channel {rule.channel!r}" if rule.channel else "all channels"
+        if (sku_rule.sku, sku_rule.channel) in seen_buffers:
+            where = f"channel {sku_rule.channel!r}" if sku_rule.channel else "all channels"
             problems.append(
-                f"sku_buffers[{index}]: a second buffer for SKU {rule.sku!r} in {where}"
+                f"sku_buffers[{index}]: a second buffer for SKU {sku_rule.sku!r} in {where}"
             )
-        seen_buffers.add((rule.sku, rule.channel))
+        seen_buffers.add((sku_rule.sku, sku_rule.channel))
     return problems
 
 

@@ -13,11 +13,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard, get_args
 
-from ct_pipelines.store import ExceptionRecord, IntegrationStore
+from ct_pipelines.store import ExceptionRecord, ExceptionStatus, IntegrationStore
 
 UNRESOLVED = ("open", "retrying")
+
+
+def is_exception_status(value: str) -> TypeGuard[ExceptionStatus]:
+    """A status the store holds; no stored exception has any other."""
+    return value in get_args(ExceptionStatus)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ def select(
     else:
         records = store.list_exceptions(
             flow=where.flow,
-            status=list(where.status) if where.status else None,
+            # a status the store cannot hold matches no row, as the filter's own check says
+            status=[s for s in where.status if is_exception_status(s)] if where.status else None,
             category=where.category,
             entity_key=where.entity_key,
         )

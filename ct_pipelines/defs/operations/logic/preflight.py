@@ -293,8 +293,7 @@ def check_product_types(facts: PreflightFacts, settings: PreflightSettings) -> l
                 "MISMATCH",
                 f"cannot read product types ({facts.product_types_error or 'unknown error'}); "
                 "drafts are not checked against the type",
-                "the API client needs view_products; a 404 means the API lacks the endpoint "
-                "(the local sandbox does not model product types)",
+                "the API client needs view_products; a 404 means the API lacks the endpoint",
             )
         ]
     reference = _product_type_in_use(facts, settings)
@@ -369,7 +368,7 @@ def check_currencies_and_countries(facts: PreflightFacts) -> list[Finding]:
                 f"cannot read the project ({facts.project_error or 'unknown error'}); prices "
                 "are not checked against its currencies",
                 "the API client needs view_project_settings; a 404 means the API lacks the "
-                "endpoint (the local sandbox does not model the project resource)",
+                "endpoint",
             )
         ]
     currencies = {str(c).upper() for c in facts.project.get("currencies") or []}
@@ -528,7 +527,7 @@ class PreflightClient(Protocol):
 
     def token_scope(self) -> list[str]: ...
 
-    def query_all(self, resource: str, **kwargs: Any) -> Iterable[dict[str, Any]]: ...
+    def query_all(self, resource: str) -> Iterable[dict[str, Any]]: ...
 
     def get(self, path: str, params: Any = None) -> dict[str, Any]: ...
 

@@ -216,7 +216,9 @@ def exported_by_order(
     return lookup(flow, order_ids) if lookup is not None and order_ids else {}
 
 
-def claim_many(store: Any, flow: str, claims: Sequence[tuple[str, str, int, str]]) -> None:
+def claim_many(
+    store: Any, flow: str, claims: Sequence[tuple[str, str | None, int | None, str | None]]
+) -> None:
     bulk = getattr(getattr(store, "ledger", None), "claim_many", None)
     if bulk is not None:
         bulk(flow, claims)

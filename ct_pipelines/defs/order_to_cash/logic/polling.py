@@ -57,7 +57,7 @@ class PollCursor:
         return cls(
             high_water=datetime.fromisoformat(high) if high else None,
             seen={k: (int(v[0]), str(v[1])) for k, v in data.get("seen", {}).items()},
-            resume=tuple(data["resume"]) if data.get("resume") else None,  # type: ignore[arg-type]
+            resume=tuple(data["resume"]) if data.get("resume") else None,
         )
 
 

@@ -23,7 +23,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ct_pipelines.erp.port import SalesOrderDraft, SalesOrderLine
+from ct_pipelines.erp.port import (
+    LineKind,
+    SalesOrderCustomer,
+    SalesOrderDraft,
+    SalesOrderLine,
+    SalesOrderTotals,
+)
 from ct_pipelines.kernel.documents import external_document_number
 from ct_pipelines.kernel.money import to_minor_units
 from ct_pipelines.kernel.tax import MappingError, TaxCodeTable
@@ -109,7 +115,7 @@ def _line(
     unit_minor: int,
     amounts: tuple[int, int, int],
     tax_code: str,
-    kind: str,
+    kind: LineKind,
 ) -> SalesOrderLine:
     net, tax, gross = amounts
     return SalesOrderLine(
@@ -210,14 +216,14 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
             mapping,
             line,
             item,
-            name or sku,
+            name or str(sku),  # item_for_sku refused a line without a SKU
             to_minor_units(line.price.value),
             amounts,
             tax_code,
         )
     for custom in order.custom_line_items:
         name = _name(custom.name)
-        item = mapping.custom_items.get(custom.slug) or mapping.custom_items.get(
+        custom_item = mapping.custom_items.get(custom.slug) or mapping.custom_items.get(
             getattr(custom, "key", None) or ""
         )
         tax_code = mapping.tax_codes.code_for(custom.tax_rate, _category_key(custom))
@@ -225,7 +231,7 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
         lines.append(
             _line(
                 len(lines) + 1,
-                item or mapping.default_custom_item,
+                custom_item or mapping.default_custom_item,
                 name or custom.slug,
                 int(custom.quantity),
                 to_minor_units(custom.money),
@@ -264,12 +270,12 @@ def to_sales_order(order: Any, mapping: SalesOrderMapping) -> SalesOrderDraft:
         order_date=order.created_at.astimezone(ZoneInfo(mapping.shop_timezone)).date(),
         currency=currency,
         fraction_digits=digits,
-        customer={
-            "ref": order.customer_id or "guest",
-            "country": getattr(address, "country", None),
-        },
+        customer=SalesOrderCustomer(
+            ref=order.customer_id or "guest",
+            country=getattr(address, "country", None),
+        ),
         lines=lines,
-        totals={"net_minor": net, "tax_minor": tax, "gross_minor": gross},
+        totals=SalesOrderTotals(net_minor=net, tax_minor=tax, gross_minor=gross),
         source_order_id=order.id,
         source_order_version=order.version,
     )

@@ -67,13 +67,13 @@ def compare(
     ct_variants: dict[str, tuple[str, dict]] = {}  # sku -> (product id, variant)
     sku_counts: Counter[str] = Counter()
     for product_id, doc in commercetools.products.items():
-        for variant in variants_of(doc["masterData"][view]):
-            sku = variant.get("sku")
+        for doc_variant in variants_of(doc["masterData"][view]):
+            sku = doc_variant.get("sku")
             if not sku:
                 continue
             sku_counts[sku] += 1
-            ct_variants.setdefault(sku, (product_id, variant))
-            if not variant.get("prices"):
+            ct_variants.setdefault(sku, (product_id, doc_variant))
+            if not doc_variant.get("prices"):
                 report.variants_without_price.append(sku)
     report.duplicate_skus_commercetools = sorted(s for s, n in sku_counts.items() if n > 1)
     report.commercetools_skus = len(ct_variants)

@@ -685,8 +685,8 @@ class ProductPlanner:
         elif self.policy.publish and live and (data_actions or pending or publishing):
             if staged_only_drift_kept:
                 # Make the master's values live without publishing the reported edit.
-                for action in data_actions:
-                    action["staged"] = False
+                for data_action in data_actions:
+                    data_action["staged"] = False
                 plan.issues.append(
                     PlanIssue(
                         "applied_without_publish",

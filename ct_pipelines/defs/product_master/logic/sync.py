@@ -8,7 +8,7 @@ sync goes on; the failed product keeps its previous baseline so the unsent chang
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ from ct_pipelines.defs.product_master.logic.planner import (
     next_baseline,
     plan_sync,
 )
-from ct_pipelines.store.snapshots import SnapshotNotFound
+from ct_pipelines.store import ExceptionRecord, ExceptionStatus, SnapshotInfo, SnapshotNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ BASELINE_COLUMNS = {
 class ProductsClient(Protocol):
     """The part of ``CommercetoolsClient`` the sync uses."""
 
-    def query_all(self, resource: str, **kwargs: Any) -> Iterable[dict[str, Any]]: ...
+    def query_all(self, resource: str) -> Iterable[dict[str, Any]]: ...
 
     def create(self, resource: str, draft: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -183,17 +183,28 @@ class SyncStore(Protocol):
 
     def read_snapshot(self, name: str) -> pd.DataFrame: ...
 
-    def write_snapshot(self, name: str, rows: pd.DataFrame, *, taken_at: datetime) -> Any: ...
+    def write_snapshot(
+        self, name: str, rows: pd.DataFrame, *, taken_at: datetime
+    ) -> SnapshotInfo: ...
 
     def prune_snapshots(self, name: str, keep: int) -> int: ...
 
-    def record_exception(self, **kwargs: Any) -> Any: ...
+    def record_exception(
+        self,
+        *,
+        flow: str,
+        entity_key: str,
+        category: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        sku: str | None = None,
+    ) -> ExceptionRecord: ...
 
     def list_exceptions(
-        self, flow: str | None = None, status: Any = None, **kwargs: Any
-    ) -> list[Any]: ...
+        self, flow: str | None = None, status: Sequence[ExceptionStatus] | None = None
+    ) -> list[ExceptionRecord]: ...
 
-    def close_on_success(self, flow: str, entity_key: str) -> Any: ...
+    def close_on_success(self, flow: str, entity_key: str) -> list[ExceptionRecord]: ...
 
 
 @dataclass(slots=True)

@@ -38,6 +38,8 @@ def ct_money_amount(money: Mapping[str, Any]) -> tuple[str, str, Decimal]:
     currency = str(money["currencyCode"]).upper()
     digits = money.get("fractionDigits")
     if money.get("type") == "highPrecision":
+        if digits is None:  # the API always sends it for high-precision money
+            raise ValueError(f"{currency} high-precision money without fractionDigits")
         return currency, HIGH, Decimal(int(money["preciseAmount"])).scaleb(-int(digits))
     if digits is None:
         digits = CURRENCY_FRACTION_DIGITS.get(currency, 2)

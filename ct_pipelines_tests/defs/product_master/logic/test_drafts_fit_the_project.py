@@ -1,9 +1,9 @@
 """Product drafts are mapped onto the product type and the project's currencies; a product
 whose tax category cannot be resolved is created unpublished (or not created).
 
-The sandbox does not model product types or the project resource (yet), so a thin transport
-answers ``GET /product-types`` and ``GET /{projectKey}`` as a real project would; every other
-request goes to the sandbox.
+The sandbox stores product types and serves the project's settings (currencies GBP and EUR) as a
+real project does; these tests make the shop's product type stricter (an enum of colours) and
+record the drafts the sync sends on their way to the sandbox.
 """
 
 from __future__ import annotations
@@ -24,33 +24,20 @@ from ct_pipelines.defs.product_master.logic.sync import SyncRun, sync_products
 from ct_pipelines.defs.resources import sandbox_settings
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.store import IntegrationStore
-from ct_sandbox import SANDBOX_ERP_URL, SANDBOX_PROJECT_KEY, SandboxWorld, db
+from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld, db
 
 COLOURS_ALLOWED_EXTRA = ("Navy",)
 
 
-class RealProjectTransport(httpx.BaseTransport):
-    """The sandbox, plus a project resource and product types; remembers product drafts."""
+class DraftRecorder(httpx.BaseTransport):
+    """Passes every request to the sandbox; keeps a copy of each product draft sent."""
 
-    def __init__(self, inner: httpx.BaseTransport, product_type: dict[str, Any]) -> None:
+    def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
-        self.product_type = product_type
         self.drafts: list[dict[str, Any]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path.rstrip("/")
-        if request.method == "GET" and path.endswith("/product-types"):
-            body = {"limit": 500, "offset": 0, "count": 1, "results": [self.product_type]}
-            return httpx.Response(200, json=body)
-        if request.method == "GET" and path.endswith(f"/{SANDBOX_PROJECT_KEY}"):
-            project = {
-                "key": SANDBOX_PROJECT_KEY,
-                "currencies": ["GBP", "EUR"],
-                "countries": ["GB", "IE"],
-                "languages": ["en-GB"],
-            }
-            return httpx.Response(200, json=project)
-        if request.method == "POST" and path.endswith("/products"):
+        if request.method == "POST" and request.url.path.rstrip("/").endswith("/products"):
             self.drafts.append(json.loads(request.content))
         return self.inner.handle_request(request)
 
@@ -79,6 +66,8 @@ def world(sandbox_dir: Path) -> SandboxWorld:
         _add_item(conn, "90001", "GL-NAVY", "golive", {"colour": "Navy", "fabric": "silk"}, "S")
         _add_item(conn, "90002", "GL-ODD", "golive", {"colour": "Chartreuse"}, "S")
         _add_item(conn, "90003", "NOTAX-1", "notax", {"colour": "Navy"}, "Q")
+    # The shop's own product type, made stricter: colours are an enum, there is no "fabric".
+    world.documents.replace("product-types", _product_type(world))
     return world
 
 
@@ -98,12 +87,16 @@ def _product_type(world: SandboxWorld) -> dict[str, Any]:
         "key": "goods",
         "version": 1,
         "name": "Goods",
+        "description": "The shop's goods, with colours from a fixed list.",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "lastModifiedAt": "2026-01-01T00:00:00.000Z",
         "attributes": [
             {
                 "name": "colour",
                 "type": {"name": "enum", "values": [{"key": c, "label": c} for c in colours]},
             },
             {"name": "size", "type": {"name": "text"}},
+            {"name": "variant", "type": {"name": "text"}},
             {"name": "category", "type": {"name": "text"}},
             {"name": "discontinued", "type": {"name": "boolean"}},
         ],
@@ -111,7 +104,7 @@ def _product_type(world: SandboxWorld) -> dict[str, Any]:
 
 
 def _sync(world: SandboxWorld, tmp_path: Path, **policy: Any) -> tuple[SyncRun, list[Any]]:
-    transport = RealProjectTransport(world.commercetools_transport(), _product_type(world))
+    transport = DraftRecorder(world.commercetools_transport())
     store = IntegrationStore(f"sqlite:///{tmp_path / 'store.db'}")
     store.migrate()
     with RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport()) as erp:
