@@ -69,12 +69,28 @@ def test_order_to_cash_exports_a_day_into_tryton_exactly_once(on_tryton: Path) -
     again = export_day(day, workers=2)
     assert again.success
     repeat = materialization(again, "erp_sales_orders")
-    assert repeat["orders_exported"] + repeat["orders_recovered"] == 0, repeat
+    # Nothing exported is sent again. The sandbox shop lives on (a pending payment may clear
+    # meanwhile), so the re-run may export an order that became eligible, once.
+    assert repeat["orders_already_exported"] >= len(references), repeat
+    assert repeat["orders_recovered"] == 0, repeat
+    batch = (
+        build_resources()["store"]
+        .get_store()
+        .read_snapshot("order_batches", partition_key=str(day))
+    )
+    now_eligible = set(
+        batch[batch["eligible"].astype(bool) & batch["sales_order"].notna()][
+            "external_document_number"
+        ]
+    )
     with build_resources()["erp"].open_port() as port:
         rows = port.rpc.search_read(  # type: ignore[attr-defined]
-            "sale.sale", [("reference", "in", sorted(eligible))], ["reference"]
+            "sale.sale", [("reference", "in", sorted(eligible | now_eligible))], ["reference"]
         )
-    assert sorted(row["reference"] for row in rows) == sorted(references)
+    after = [row["reference"] for row in rows]
+    assert len(after) == len(set(after)), "a sales order was created twice"
+    assert set(references) <= set(after)
+    assert len(after) == len(references) + repeat["orders_exported"]
 
 
 def test_dispatch_records_a_tryton_shipment_with_tracking_on_the_order(on_tryton: Path) -> None:
