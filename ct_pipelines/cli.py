@@ -60,6 +60,44 @@ def _sandbox_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def sandbox_shop() -> tuple[list[Any], dict[tuple[str, str], int]]:
+    """The sandbox ERP's items and stock per (sku, location), read through its own port: the
+    shop ``ct-pipelines tryton setup`` loads into Tryton."""
+    import tempfile
+    from decimal import Decimal
+    from pathlib import Path
+
+    from ct_pipelines.erp.rest import RestErpClient
+    from ct_pipelines.erp.tryton.setup import ShopItem
+    from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+
+    with tempfile.TemporaryDirectory() as directory:
+        world = SandboxWorld.open(Path(directory))
+        try:
+            with RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport()) as port:
+                items = [
+                    ShopItem(
+                        sku=item.sku,
+                        name=item.name,
+                        price=next(
+                            (p.to_decimal() for p in item.prices if p.currency == "GBP"),
+                            Decimal(0),
+                        ),
+                        tax_code=item.tax_code,
+                        active=item.active,
+                    )
+                    for item in port.iter_items()
+                ]
+                stock = {
+                    (level.sku, level.location): level.on_hand
+                    for level in port.iter_stock()
+                    if level.on_hand > 0
+                }
+        finally:
+            world.close()
+    return items, stock
+
+
 def _wait_child(process: subprocess.Popen[bytes]) -> int:
     """Wait for a served child; Ctrl-C or SIGTERM stops it too, so no orphan keeps the port."""
     import signal
@@ -114,12 +152,15 @@ def _tryton(args: argparse.Namespace) -> int:
         )
         return 2
     uri = args.postgres.rsplit("/", 1)[0] + "/" if args.postgres else f"sqlite://{directory}"
+    items, stock = sandbox_shop()
     result = setup.setup_shop(
         directory,
         args.database,
         password,
         database_uri=uri,
         port=args.port,
+        items=items,
+        stock=stock,
         postgres_admin_url=args.postgres,
     )
     print(json.dumps(result, indent=2))

@@ -15,6 +15,7 @@ On PostgreSQL a finished database can be a template: ``clone_database`` copies i
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -139,37 +140,41 @@ def clone_database(postgres_admin_url: str, template: str, database: str) -> Non
     _psql(postgres_admin_url, f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
 
 
-def sandbox_shop() -> tuple[list[ShopItem], dict[tuple[str, str], int]]:
-    """The sandbox ERP's items and stock per (sku, location), read through its own port."""
-    import tempfile
+def write_shop(path: Path, items: Iterable[ShopItem], stock: Mapping[tuple[str, str], int]) -> Path:
+    """The shop's items and stock per (sku, location) as JSON, for the setup process."""
+    path.write_text(
+        json.dumps(
+            {
+                "items": [
+                    {
+                        "sku": item.sku,
+                        "name": item.name,
+                        "price": str(item.price),
+                        "tax_code": item.tax_code,
+                        "active": item.active,
+                    }
+                    for item in items
+                ],
+                "stock": [[sku, location, quantity] for (sku, location), quantity in stock.items()],
+            }
+        )
+    )
+    return path
 
-    from ct_pipelines.erp.rest import RestErpClient
-    from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
 
-    with tempfile.TemporaryDirectory() as directory:
-        world = SandboxWorld.open(Path(directory))
-        try:
-            with RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport()) as port:
-                items = [
-                    ShopItem(
-                        sku=item.sku,
-                        name=item.name,
-                        price=next(
-                            (p.to_decimal() for p in item.prices if p.currency == "GBP"),
-                            Decimal(0),
-                        ),
-                        tax_code=item.tax_code,
-                        active=item.active,
-                    )
-                    for item in port.iter_items()
-                ]
-                stock = {
-                    (level.sku, level.location): level.on_hand
-                    for level in port.iter_stock()
-                    if level.on_hand > 0
-                }
-        finally:
-            world.close()
+def read_shop(path: Path) -> tuple[list[ShopItem], dict[tuple[str, str], int]]:
+    data = json.loads(path.read_text())
+    items = [
+        ShopItem(
+            sku=row["sku"],
+            name=row["name"],
+            price=Decimal(row["price"]),
+            tax_code=row["tax_code"],
+            active=bool(row["active"]),
+        )
+        for row in data["items"]
+    ]
+    stock = {(sku, location): int(quantity) for sku, location, quantity in data["stock"]}
     return items, stock
 
 
@@ -407,13 +412,16 @@ def setup_shop(
     *,
     database_uri: str,
     port: int,
+    items: Iterable[ShopItem],
+    stock: Mapping[tuple[str, str], int],
     postgres_admin_url: str | None = None,
 ) -> dict[str, Any]:
     """Config, database, modules and shop data, in a fresh process for proteus' own pool."""
     config = write_config(directory, database_uri, port)
     create_database(config, database, password, postgres_admin_url=postgres_admin_url)
+    shop = write_shop(directory / "shop.json", items, stock)
     result = subprocess.run(
-        [sys.executable, "-m", "ct_pipelines.erp.tryton.setup", str(config), database],
+        [sys.executable, "-m", "ct_pipelines.erp.tryton.setup", str(config), database, str(shop)],
         check=True,
         capture_output=True,
         text=True,
@@ -427,8 +435,8 @@ def serve(config: Path, database: str) -> subprocess.Popen[bytes]:
 
 
 def _main(argv: list[str]) -> int:
-    config, database = Path(argv[0]), argv[1]
-    items, stock = sandbox_shop()
+    config, database, shop = Path(argv[0]), argv[1], Path(argv[2])
+    items, stock = read_shop(shop)
     counts = configure_shop(config, database, items, stock)
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     return 0

@@ -88,12 +88,17 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         # half set up.
         building = f"ctp_tryton_build_{suffix}"
         try:
+            from ct_pipelines.cli import sandbox_shop
+
+            items, stock = sandbox_shop()
             setup.setup_shop(
                 directory,
                 building,
                 PASSWORD,
                 database_uri=server_uri,
                 port=port,
+                items=items,
+                stock=stock,
                 postgres_admin_url=admin_url,
             )
             setup._psql(admin_url, f'ALTER DATABASE "{building}" RENAME TO "{template}"')
