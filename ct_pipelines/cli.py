@@ -8,6 +8,7 @@ ct-pipelines exceptions patterns [--days 14]
 ct-pipelines trace ORDER_NUMBER [--json]
 ct-pipelines preflight [--create-missing] [--json]
 ct-pipelines sandbox serve|advance|status
+ct-pipelines tryton setup|serve --dir DIR [--database DB] [--port 8000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -56,6 +58,113 @@ def _sandbox_advance(args: argparse.Namespace) -> int:
 
 def _sandbox_status(args: argparse.Namespace) -> int:
     _print(json.dumps(_world(args).status(), default=str, indent=2))
+    return 0
+
+
+def sandbox_shop() -> tuple[list[Any], dict[tuple[str, str], int]]:
+    """The sandbox ERP's items and stock per (sku, location), read through its own port: the
+    shop ``ct-pipelines tryton setup`` loads into Tryton."""
+    import tempfile
+    from decimal import Decimal
+    from pathlib import Path
+
+    from ct_pipelines.erp.rest import RestErpClient
+    from ct_pipelines.erp.tryton.setup import ShopItem
+    from ct_sandbox import SANDBOX_ERP_URL, SandboxWorld
+
+    with tempfile.TemporaryDirectory() as directory:
+        world = SandboxWorld.open(Path(directory))
+        try:
+            with RestErpClient(SANDBOX_ERP_URL, None, transport=world.erp_transport()) as port:
+                items = [
+                    ShopItem(
+                        sku=item.sku,
+                        name=item.name,
+                        price=next(
+                            (p.to_decimal() for p in item.prices if p.currency == "GBP"),
+                            Decimal(0),
+                        ),
+                        tax_code=item.tax_code,
+                        active=item.active,
+                    )
+                    for item in port.iter_items()
+                ]
+                stock = {
+                    (level.sku, level.location): level.on_hand
+                    for level in port.iter_stock()
+                    if level.on_hand > 0
+                }
+        finally:
+            world.close()
+    return items, stock
+
+
+def _wait_child(process: subprocess.Popen[bytes]) -> int:
+    """Wait for a served child; Ctrl-C or SIGTERM stops it too, so no orphan keeps the port."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tryton(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ct_pipelines.erp.tryton import setup
+
+    directory = Path(args.dir)
+    if args.action == "serve":
+        config = directory / "trytond.conf"
+        if not config.exists():
+            print(
+                f"ct-pipelines: no trytond.conf in {directory}; run `tryton setup` first",
+                file=sys.stderr,
+            )
+            return 2
+        # The port was fixed by `setup` in the config.
+        listen = next(
+            (
+                line.split("=", 1)[1].strip()
+                for line in config.read_text().splitlines()
+                if line.startswith("listen")
+            ),
+            f"127.0.0.1:{args.port}",
+        )
+        process = setup.serve(config, args.database)
+        print(f"trytond on http://{listen}/ database {args.database}", flush=True)
+        return _wait_child(process)
+    password = os.environ.get("CT_PIPELINES_TRYTON_PASSWORD")
+    if not password:
+        print(
+            "ct-pipelines: set CT_PIPELINES_TRYTON_PASSWORD (the admin password)", file=sys.stderr
+        )
+        return 2
+    uri = args.postgres.rsplit("/", 1)[0] + "/" if args.postgres else f"sqlite://{directory}"
+    items, stock = sandbox_shop()
+    result = setup.setup_shop(
+        directory,
+        args.database,
+        password,
+        database_uri=uri,
+        port=args.port,
+        items=items,
+        stock=stock,
+        postgres_admin_url=args.postgres,
+    )
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -317,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     advance.set_defaults(func=_sandbox_advance)
     status = actions.add_parser("status", help="what the sandbox holds")
     status.set_defaults(func=_sandbox_status)
+
+    tryton = commands.add_parser(
+        "tryton", help="a local Tryton ERP: setup a shop database, serve it"
+    )
+    tryton.add_argument("action", choices=["setup", "serve"])
+    tryton.add_argument("--dir", required=True, help="folder for trytond.conf and its data")
+    tryton.add_argument("--database", default="ct_shop")
+    tryton.add_argument("--port", type=int, default=8000)
+    tryton.add_argument(
+        "--postgres",
+        help="PostgreSQL admin URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
+    tryton.set_defaults(func=_tryton)
 
     exceptions = commands.add_parser("exceptions", help="work the exception queue")
     queue = exceptions.add_subparsers(dest="action", required=True)

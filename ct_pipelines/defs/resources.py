@@ -33,7 +33,7 @@ from ct_pipelines.store import (
 if TYPE_CHECKING:
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
-MODES = ("auto", "sandbox", "live")
+MODES = ("auto", "sandbox", "live", "tryton")  # tryton: the ERP side only
 CTP_VARIABLES = (
     "CTP_PROJECT_KEY",
     "CTP_CLIENT_ID",
@@ -45,6 +45,12 @@ CTP_VARIABLES = (
 CTP_REQUIRED = REQUIRED_ENV_VARIABLES
 CTP_OPTIONAL = OPTIONAL_ENV_VARIABLES  # CTP_SCOPES, as in the OAuth grant
 ERP_VARIABLES = ("CT_PIPELINES_ERP_URL", "CT_PIPELINES_ERP_TOKEN")
+TRYTON_VARIABLES = (
+    "CT_PIPELINES_TRYTON_URL",
+    "CT_PIPELINES_TRYTON_DATABASE",
+    "CT_PIPELINES_TRYTON_USER",
+    "CT_PIPELINES_TRYTON_PASSWORD",
+)
 
 
 def resolved(value: str | None) -> str | None:
@@ -230,9 +236,15 @@ class ErpResource(dg.ConfigurableResource):
     base_url: str | None = None
     api_token: str | None = None
     sandbox_dir: str | None = None
+    tryton_url: str | None = None
+    tryton_database: str | None = None
+    tryton_user: str | None = None
+    tryton_password: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
+        if self.mode == "tryton":
+            return False
         values = {
             "CT_PIPELINES_ERP_URL": resolved(self.base_url),
             "CT_PIPELINES_ERP_TOKEN": resolved(self.api_token),
@@ -240,6 +252,8 @@ class ErpResource(dg.ConfigurableResource):
         return uses_sandbox_for(self.mode, "ERP", ERP_VARIABLES, (), values)
 
     def describe(self) -> str:
+        if self.mode == "tryton":
+            return f"Tryton {resolved(self.tryton_database)} at {resolved(self.tryton_url)}"
         if self.uses_sandbox:
             return f"ERP/WMS sandbox in {self._sandbox_path()}"
         return f"ERP/WMS at {resolved(self.base_url)}"
@@ -249,6 +263,24 @@ class ErpResource(dg.ConfigurableResource):
 
     @contextmanager
     def open_port(self) -> Iterator[ErpPort]:
+        if self.mode == "tryton":
+            from pydantic import SecretStr
+
+            from ct_pipelines.erp.tryton.adapter import TrytonErpClient, TrytonSettings
+
+            tryton = TrytonErpClient(
+                TrytonSettings(
+                    url=str(resolved(self.tryton_url)),
+                    database=str(resolved(self.tryton_database)),
+                    user=str(resolved(self.tryton_user)),
+                    password=SecretStr(str(resolved(self.tryton_password))),
+                )
+            )
+            try:
+                yield tryton
+            finally:
+                tryton.close()
+            return
         if self.uses_sandbox:
             from ct_sandbox import SANDBOX_ERP_URL
 
@@ -354,11 +386,21 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
     ct_mode = side_mode("commercetools", environ)
+    if ct_mode == "tryton":
+        raise ConfigurationError("tryton is a mode of the ERP side only (CT_PIPELINES_ERP=tryton)")
     erp_mode = side_mode("erp", environ)
     # Fail at load time, so `dagster dev` and `dagster definitions validate` show the reason
     # instead of a run going green on the sandbox. Blank counts as set but missing.
     uses_sandbox_for(ct_mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, environ)
-    uses_sandbox_for(erp_mode, "ERP", ERP_VARIABLES, (), environ)
+    if erp_mode == "tryton":
+        missing = missing_settings(TRYTON_VARIABLES, environ)
+        if missing:
+            raise ConfigurationError(
+                f"CT_PIPELINES_ERP=tryton but {', '.join(missing)} missing or blank. "
+                "Refusing to fall back to the sandbox."
+            )
+    else:
+        uses_sandbox_for(erp_mode, "ERP", ERP_VARIABLES, (), environ)
     check_store_url(environ)
     sandbox = environ.get("CT_PIPELINES_SANDBOX_DIR")
     return {
@@ -377,6 +419,10 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources
             base_url=_env("CT_PIPELINES_ERP_URL", environ),
             api_token=_env("CT_PIPELINES_ERP_TOKEN", environ),
             sandbox_dir=sandbox,
+            tryton_url=_env("CT_PIPELINES_TRYTON_URL", environ),
+            tryton_database=_env("CT_PIPELINES_TRYTON_DATABASE", environ),
+            tryton_user=_env("CT_PIPELINES_TRYTON_USER", environ),
+            tryton_password=_env("CT_PIPELINES_TRYTON_PASSWORD", environ),
         ),
         "store": IntegrationStoreResource(db_url=_env("CT_PIPELINES_DB_URL", environ)),
         "product_catalog": ProductCatalogResource(),
