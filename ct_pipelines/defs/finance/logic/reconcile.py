@@ -226,6 +226,29 @@ def _order_figures(fact: OrderFact | ErpOrderFact | None) -> dict[str, int]:
     return figures
 
 
+def _add_figures(total: dict[str, int], fact: OrderFact | ErpOrderFact) -> None:
+    """``_order_figures(fact)`` added into ``total`` in place (the day's sums per metric)."""
+    total["orders"] = total.get("orders", 0) + 1
+    total["net"] = total.get("net", 0) + fact.net_minor
+    total["tax"] = total.get("tax", 0) + fact.tax_minor
+    total["gross"] = total.get("gross", 0) + fact.gross_minor
+    total["shipping"] = total.get("shipping", 0) + fact.shipping_minor
+    for rate, amount in fact.tax_by_rate.items():
+        metric = TAX_RATE_PREFIX + rate
+        total[metric] = total.get(metric, 0) + amount
+
+
+def _same_figures(ours: OrderFact, theirs: ErpOrderFact) -> bool:
+    """Whether every figure of the order agrees (most orders of a day: nothing to report)."""
+    return (
+        ours.net_minor == theirs.net_minor
+        and ours.tax_minor == theirs.tax_minor
+        and ours.gross_minor == theirs.gross_minor
+        and ours.shipping_minor == theirs.shipping_minor
+        and ours.tax_by_rate == theirs.tax_by_rate
+    )
+
+
 _ORDER_KINDS = {
     (True, False): "missing_in_erp",
     (False, True): "only_in_erp",
@@ -251,10 +274,16 @@ def _order_variances(
     for copies in erp.values():
         for copy in copies:
             documents_by_source.setdefault(copy.source_order_id, set()).add(copy.document)
+    erp_currencies: dict[str, list[str]] = {}
+    for (held_in, held), found in erp.items():
+        if found:
+            erp_currencies.setdefault(held, []).append(held_in)
     variances = []
     for key in sorted(set(ct) | set(erp)):
         currency, document = key
         ours, copies = ct.get(key), list(erp.get(key, ()))
+        if ours is not None and len(copies) == 1 and _same_figures(ours, copies[0]):
+            continue  # the ERP holds the order once, as commercetools has it
         theirs = copies[0] if copies else None
         kind = _ORDER_KINDS[(ours is not None, theirs is not None)]
         detail = ""
@@ -280,9 +309,7 @@ def _order_variances(
                 )
         elif theirs is None:
             detail = "eligible in commercetools but no sales order in the ERP"
-            elsewhere = [
-                c for (c, d), found in erp.items() if d == document and c != currency and found
-            ]
+            elsewhere = [c for c in erp_currencies.get(document, []) if c != currency]
             if elsewhere:
                 detail = f"the ERP holds it in {', '.join(sorted(elsewhere))}, not {currency}"
             if ours.problem:
@@ -419,6 +446,13 @@ def reconcile_day(
             return True
         return account == accounts.refunds and line.account in vat_accounts and bool(line.reference)
 
+    ct_sums: dict[str, dict[str, int]] = {}
+    for (currency, _), fact in ct.items():
+        _add_figures(ct_sums.setdefault(currency, {}), fact)
+    erp_sums: dict[str, dict[str, int]] = {}
+    for erp_fact in erp_all:
+        _add_figures(erp_sums.setdefault(erp_fact.currency, {}), erp_fact)
+
     totals: list[MetricTotal] = []
     for currency in currencies:
         for metric, kind, account in (
@@ -437,14 +471,8 @@ def reconcile_day(
                     ],
                 )
             )
-        ct_sum: dict[str, int] = {}
-        erp_sum: dict[str, int] = {}
-        for fact in (f for (c, _), f in ct.items() if c == currency):
-            for metric, value in _order_figures(fact).items():
-                ct_sum[metric] = ct_sum.get(metric, 0) + value
-        for erp_fact in (f for f in erp_all if f.currency == currency):
-            for metric, value in _order_figures(erp_fact).items():
-                erp_sum[metric] = erp_sum.get(metric, 0) + value
+        ct_sum = ct_sums.get(currency, {})
+        erp_sum = erp_sums.get(currency, {})
         for metric, kind, account in (
             ("refunds", "Refund", accounts.refunds),
             ("chargebacks", "Chargeback", accounts.chargebacks),
@@ -458,11 +486,13 @@ def reconcile_day(
                 if line.currency == currency and refund_line(line, account)
             )
         rates = sorted(m for m in set(ct_sum) | set(erp_sum) if m.startswith(TAX_RATE_PREFIX))
+        by_metric: dict[str, list[Variance]] = {}
+        for variance in variances:
+            if variance.currency == currency:
+                by_metric.setdefault(variance.metric, []).append(variance)
         for metric in [*BASE_METRICS, *rates, *PAYMENT_METRICS]:
             a, b = ct_sum.get(metric, 0), erp_sum.get(metric, 0)
-            behind_variances = [
-                v for v in variances if v.currency == currency and v.metric == metric
-            ]
+            behind_variances = by_metric.get(metric, [])
             behind = sorted({v.document or v.reference or "" for v in behind_variances})
             totals.append(
                 MetricTotal(

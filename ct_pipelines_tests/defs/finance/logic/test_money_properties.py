@@ -11,6 +11,7 @@ lines alone and takes each rate's share off the order's totals, whose tax is the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import ROUND_HALF_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
@@ -71,23 +72,31 @@ def _money(amount: int, currency: str) -> dict[str, Any]:
     }
 
 
-line_strategy = st.tuples(
-    st.integers(1, 5),  # quantity
-    st.integers(1, 50_000),  # unit price in minor units
-    st.sampled_from(RATES),
-    st.integers(0, 90),  # product discount, percent off the unit price
-    st.one_of(st.none(), st.integers(0, 99)),  # high precision: 2 more digits, these
-)
+def line_strategy(rates: Sequence[str] = RATES) -> st.SearchStrategy[Any]:
+    return st.tuples(
+        st.integers(1, 5),  # quantity
+        st.integers(1, 50_000),  # unit price in minor units
+        st.sampled_from(list(rates)),
+        st.integers(0, 90),  # product discount, percent off the unit price
+        st.one_of(st.none(), st.integers(0, 99)),  # high precision: 2 more digits, these
+    )
 
 
 @st.composite
-def orders(draw: Any, number: int = 0) -> Order:
-    currency = draw(st.sampled_from(sorted(CURRENCIES)))
+def orders(
+    draw: Any,
+    number: int = 0,
+    currencies: Sequence[str] = tuple(sorted(CURRENCIES)),
+    rates: Sequence[str] = RATES,
+) -> Order:
+    currency = draw(st.sampled_from(list(currencies)))
     mode = draw(st.sampled_from(sorted(ROUNDINGS)))
     unit_level = draw(st.booleans())
     included = draw(st.booleans())
-    lines = draw(st.lists(line_strategy, min_size=1, max_size=4))
-    shipping = draw(st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.sampled_from(RATES))))
+    lines = draw(st.lists(line_strategy(rates), min_size=1, max_size=4))
+    shipping = draw(
+        st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.sampled_from(list(rates))))
+    )
     by_rate: dict[str, list[int]] = {}  # rate -> [net, tax, price total]
 
     def taxed(amount: int, rate: str, quantity: int) -> dict[str, Any]:
@@ -226,9 +235,33 @@ def _erp_order(draft: Any, number: int) -> ErpSalesOrder:
     )
 
 
-def _check_lines(order: Order) -> Any:
-    draft = to_sales_order(order, MAPPING)
+def _line_groups(draft: Any) -> list[list[Any]]:
+    """The ERP lines per commercetools line: an item (or shipping) line and its discount line."""
+    groups: list[list[Any]] = []
+    for line in draft.lines:
+        if line.kind == "discount" and line.description.startswith("Discount: ") and groups:
+            groups[-1].append(line)
+        elif line.kind != "discount":
+            groups.append([line])
+    return groups
+
+
+def _check_lines(order: Order, mapping: SalesOrderMapping = MAPPING) -> Any:
+    draft = to_sales_order(order, mapping)
     assert draft.lines_add_up()
+    # Each commercetools line is exactly its ERP line plus its discount line, to the minor unit.
+    items = [g for g in _line_groups(draft) if g[0].kind == "item"]
+    assert len(items) == len(order.line_items)
+    for source, group in zip(order.line_items, items, strict=True):
+        own = source.taxed_price
+        assert sum(x.net_minor for x in group) == own.total_net.cent_amount, (source, group)
+        assert sum(x.tax_minor for x in group) == own.total_tax.cent_amount, (source, group)
+        assert sum(x.gross_minor for x in group) == own.total_gross.cent_amount, (source, group)
+    shipping = [g for g in _line_groups(draft) if g[0].kind == "shipping"]
+    if order.shipping_info is not None and shipping:
+        own = order.shipping_info.taxed_price
+        assert sum(x.net_minor for x in shipping[0]) == own.total_net.cent_amount
+        assert sum(x.gross_minor for x in shipping[0]) == own.total_gross.cent_amount
     taxed = order.taxed_price
     assert draft.totals.net_minor == taxed.total_net.cent_amount
     assert draft.totals.gross_minor == taxed.total_gross.cent_amount
