@@ -226,16 +226,35 @@ def _order_figures(fact: OrderFact | ErpOrderFact | None) -> dict[str, int]:
     return figures
 
 
-def _add_figures(total: dict[str, int], fact: OrderFact | ErpOrderFact) -> None:
-    """``_order_figures(fact)`` added into ``total`` in place (the day's sums per metric)."""
-    total["orders"] = total.get("orders", 0) + 1
-    total["net"] = total.get("net", 0) + fact.net_minor
-    total["tax"] = total.get("tax", 0) + fact.tax_minor
-    total["gross"] = total.get("gross", 0) + fact.gross_minor
-    total["shipping"] = total.get("shipping", 0) + fact.shipping_minor
-    for rate, amount in fact.tax_by_rate.items():
-        metric = TAX_RATE_PREFIX + rate
-        total[metric] = total.get(metric, 0) + amount
+def _sums_by_currency(
+    facts: Iterable[OrderFact | ErpOrderFact], digits: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """The day's ``_order_figures`` summed per currency (one pass; notes each currency's digits)."""
+    running: dict[str, list[int]] = {}
+    by_rate: dict[str, dict[str, int]] = {}
+    for fact in facts:
+        currency = fact.currency
+        sums = running.get(currency)
+        if sums is None:
+            sums = running[currency] = [0, 0, 0, 0, 0]
+            by_rate[currency] = {}
+            digits.setdefault(currency, fact.fraction_digits)
+        sums[0] += 1
+        sums[1] += fact.net_minor
+        sums[2] += fact.tax_minor
+        sums[3] += fact.gross_minor
+        sums[4] += fact.shipping_minor
+        if fact.tax_by_rate:
+            rates = by_rate[currency]
+            for rate, amount in fact.tax_by_rate.items():
+                rates[rate] = rates.get(rate, 0) + amount
+    totals = {}
+    for currency, sums in running.items():
+        total = dict(zip(BASE_METRICS, sums, strict=True))
+        for rate, amount in by_rate[currency].items():
+            total[tax_metric(rate)] = amount
+        totals[currency] = total
+    return totals
 
 
 def _same_figures(ours: OrderFact, theirs: ErpOrderFact) -> bool:
@@ -270,27 +289,48 @@ def _order_variances(
     erp: Mapping[tuple[str, str], Sequence[ErpOrderFact]],
     all_ct_documents: Mapping[str, OrderFact],
 ) -> list[Variance]:
-    documents_by_source: dict[str, set[str]] = {}
-    for copies in erp.values():
-        for copy in copies:
-            documents_by_source.setdefault(copy.source_order_id, set()).add(copy.document)
-    erp_currencies: dict[str, list[str]] = {}
-    for (held_in, held), found in erp.items():
-        if found:
-            erp_currencies.setdefault(held, []).append(held_in)
+    # Only orders missing on one side need these; most days have few.
+    indexes: dict[str, Any] = {}
+
+    def documents_by_source() -> dict[str, set[str]]:
+        if "sources" not in indexes:
+            found: dict[str, set[str]] = {}
+            for held in erp.values():
+                for copy in held:
+                    found.setdefault(copy.source_order_id, set()).add(copy.document)
+            indexes["sources"] = found
+        return indexes["sources"]
+
+    def erp_currencies() -> dict[str, list[str]]:
+        if "currencies" not in indexes:
+            found: dict[str, list[str]] = {}
+            for (held_in, held_document), held in erp.items():
+                if held:
+                    found.setdefault(held_document, []).append(held_in)
+            indexes["currencies"] = found
+        return indexes["currencies"]
+
     variances = []
-    for key in sorted(set(ct) | set(erp)):
+    # Any order will do: the variances are sorted at the end.
+    keys = [*ct, *(key for key in erp if key not in ct)]
+    for key in keys:
         currency, document = key
-        ours, copies = ct.get(key), list(erp.get(key, ()))
-        if ours is not None and len(copies) == 1 and _same_figures(ours, copies[0]):
+        ours, held = ct.get(key), erp.get(key)
+        if (
+            ours is not None
+            and held is not None
+            and len(held) == 1
+            and _same_figures(ours, held[0])
+        ):
             continue  # the ERP holds the order once, as commercetools has it
+        copies = list(held or ())
         theirs = copies[0] if copies else None
         kind = _ORDER_KINDS[(ours is not None, theirs is not None)]
         detail = ""
         if ours is None:
             assert theirs is not None
             other = all_ct_documents.get(document)
-            others = sorted(documents_by_source.get(theirs.source_order_id, set()) - {document})
+            others = sorted(documents_by_source().get(theirs.source_order_id, set()) - {document})
             if other is not None and other.currency != currency:
                 kind = "wrong_currency_in_erp"
                 detail = f"commercetools has the order in {other.currency}, the ERP in {currency}"
@@ -309,7 +349,7 @@ def _order_variances(
                 )
         elif theirs is None:
             detail = "eligible in commercetools but no sales order in the ERP"
-            elsewhere = [c for c in erp_currencies.get(document, []) if c != currency]
+            elsewhere = [c for c in erp_currencies().get(document, []) if c != currency]
             if elsewhere:
                 detail = f"the ERP holds it in {', '.join(sorted(elsewhere))}, not {currency}"
             if ours.problem:
@@ -429,13 +469,10 @@ def reconcile_day(
     )
     digits: dict[str, int] = {}
     erp_all = [copy for copies in erp.values() for copy in copies]
-    sources: list[OrderFact | ErpOrderFact | TransactionFact | PostedLine] = [
-        *ct.values(),
-        *erp_all,
-        *done,
-        *lines,
-    ]
-    for source in sources:
+    ct_sums = _sums_by_currency(ct.values(), digits)
+    erp_sums = _sums_by_currency(erp_all, digits)
+    payments: list[TransactionFact | PostedLine] = [*done, *lines]
+    for source in payments:
         digits.setdefault(source.currency, source.fraction_digits)
 
     vat_accounts = {*accounts.vat_by_rate.values(), accounts.vat_default}
@@ -445,13 +482,6 @@ def reconcile_day(
         if line.account == account:
             return True
         return account == accounts.refunds and line.account in vat_accounts and bool(line.reference)
-
-    ct_sums: dict[str, dict[str, int]] = {}
-    for (currency, _), fact in ct.items():
-        _add_figures(ct_sums.setdefault(currency, {}), fact)
-    erp_sums: dict[str, dict[str, int]] = {}
-    for erp_fact in erp_all:
-        _add_figures(erp_sums.setdefault(erp_fact.currency, {}), erp_fact)
 
     totals: list[MetricTotal] = []
     for currency in currencies:
