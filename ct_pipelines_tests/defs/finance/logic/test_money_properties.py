@@ -1,5 +1,5 @@
 """Property test: generated orders in 0/2/3-digit currencies, every tax rounding and calculation
-mode, tax-inclusive and net prices, high-precision prices, product and order-level discounts,
+mode and tax rounding target (``taxRoundingTarget`` Net or Tax), tax-inclusive and net prices, high-precision prices, product and order-level discounts,
 through the order
 mapping, the finance facts, the journal and the reconciliation.
 
@@ -50,12 +50,27 @@ def _round(value: Decimal, mode: str) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUNDINGS[mode]))
 
 
-def _split(amount: int, rate: str, included: bool, quantity: int, mode: str, unit_level: bool):
-    """(net, tax, gross) as commercetools taxes a line total (or a unit, at UnitPriceLevel)."""
+def _split(
+    amount: int,
+    rate: str,
+    included: bool,
+    quantity: int,
+    mode: str,
+    unit_level: bool,
+    target: str = "Net",
+):
+    """(net, tax, gross) as commercetools taxes a line total (or a unit, at UnitPriceLevel).
+
+    ``target`` is the tax rate's ``taxRoundingTarget`` for tax-inclusive prices: ``Net`` rounds
+    the net (the default), ``Tax`` rounds the tax and the net is what is left.
+    """
     r = Decimal(rate)
     if unit_level and quantity > 1:
-        net, tax, gross = _split(amount // quantity, rate, included, 1, mode, False)
+        net, tax, gross = _split(amount // quantity, rate, included, 1, mode, False, target)
         return net * quantity, tax * quantity, gross * quantity
+    if included and target == "Tax":
+        tax = _round(Decimal(amount) * r / (1 + r), mode)
+        return amount - tax, tax, amount
     if included:
         net = _round(Decimal(amount) / (1 + r), mode)
         return net, amount - net, amount
@@ -93,6 +108,7 @@ def orders(
     mode = draw(st.sampled_from(sorted(ROUNDINGS)))
     unit_level = draw(st.booleans())
     included = draw(st.booleans())
+    target = draw(st.sampled_from(["Net", "Tax"])) if included else "Net"
     lines = draw(st.lists(line_strategy(rates), min_size=1, max_size=4))
     shipping = draw(
         st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.sampled_from(list(rates))))
@@ -100,7 +116,7 @@ def orders(
     by_rate: dict[str, list[int]] = {}  # rate -> [net, tax, price total]
 
     def taxed(amount: int, rate: str, quantity: int) -> dict[str, Any]:
-        net, tax, gross = _split(amount, rate, included, quantity, mode, unit_level)
+        net, tax, gross = _split(amount, rate, included, quantity, mode, unit_level, target)
         entry = by_rate.setdefault(rate, [0, 0, 0])
         entry[0] += net
         entry[1] += tax
@@ -112,7 +128,13 @@ def orders(
         }
 
     def tax_rate(rate: str) -> dict[str, Any]:
-        return {"name": f"VAT {rate}", "amount": rate, "includedInPrice": included, "country": "GB"}
+        return {
+            "name": f"VAT {rate}",
+            "amount": rate,
+            "includedInPrice": included,
+            "country": "GB",
+            "taxRoundingTarget": target,
+        }
 
     items = []
     for index, (quantity, unit, rate, off, extra) in enumerate(lines):
@@ -199,7 +221,7 @@ def orders(
             )
             left -= share
             remaining = by_rate[rate][2] - share
-            net, tax, _ = _split(remaining, rate, included, 1, mode, False)
+            net, tax, _ = _split(remaining, rate, included, 1, mode, False, target)
             portions[rate] = (net, tax)
     net = sum(p[0] for p in portions.values())
     tax = sum(p[1] for p in portions.values())
