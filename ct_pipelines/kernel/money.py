@@ -23,6 +23,12 @@ and the release note 2023-09-28 "Added support for discounting the Cart total".
     the quantity (``($1.08*1.19 -> $1.29)*3 = $3.87``) (``tax_split``).
   - A tax-inclusive amount's net is ``gross / (1 + rate)`` rounded, its tax ``gross - net``; a
     net amount's tax is ``net * rate`` rounded, its gross ``net + tax``.
+  - A tax rate's ``taxRoundingTarget`` (release note 2026-09-21, "Configurable tax rounding
+    target"; ``Net`` by default) decides, for tax-inclusive prices, whether the net or the tax is
+    the rounded figure (``Tax``: tax ``gross * rate / (1 + rate)`` rounded, net ``gross - tax``).
+    Lines and portions carry commercetools' own result, which we take; where a list price and
+    its discount are split again, the discount line takes the difference to commercetools' line
+    figures, so either target adds up to the minor unit (the property test generates both).
 - An order-level cart discount (``discountOnTotalPrice``, a Cart Discount targeting the total
   price) leaves every line's ``totalPrice`` and ``taxedPrice`` as they were: only the order's
   ``totalPrice``, ``taxedPrice`` and ``taxPortions`` are discounted. ``discountedNetAmount`` and
