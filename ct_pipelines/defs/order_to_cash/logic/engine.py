@@ -18,8 +18,10 @@ machine or several, SQLite or PostgreSQL): each export claims its orders in the 
 write (``store/claims.py``: an owner and a lease, renewed on a heartbeat). An order another live
 export holds is not sent here; this export waits for it to be exported there (then it is
 ``already_exported``) or for that claim to end (an expired lease, or an owner on this host whose
-process is gone), and sends it itself then. An export that could not renew its lease in time
-sends nothing more.
+process is gone), and sends it itself then; still held after ``claim_wait_seconds``, it is
+reported ``failed_transient`` (category ``claimed_elsewhere``) and not parked, as its holder is
+alive and responsible for it. An export that could not renew its lease in time sends nothing
+more.
 
 Throughput: orders are claimed and looked up in the ERP in batches (one store transaction and,
 where the adapter has a bulk lookup, one ERP request per ``claim_batch`` orders), by a feeder
@@ -397,12 +399,16 @@ class OrderExporter:
         # At most two batches ahead of the writers: claims stay few, lookups overlap the writes.
         ahead = threading.Semaphore(max(2 * size, self._settings.workers))
         held: list[int] = []
-        for start in range(0, len(queue_), size):
+        # The first batches are small, so the first writes start after a short claim and
+        # lookup rather than a full batch's; then they grow to ``claim_batch``.
+        start, step = 0, max(1, min(size, self._settings.workers))
+        while start < len(queue_):
             if self._abort is not None:
                 return
             held.extend(
-                self._claim_and_submit(pool, queue_, range(start, start + size), slots, ahead)
+                self._claim_and_submit(pool, queue_, range(start, start + step), slots, ahead)
             )
+            start, step = start + step, min(size, step * 4)
         wait = self._settings.claim_wait_seconds
         deadline = time.monotonic() + (
             wait if wait is not None else 2 * self._settings.claim_lease_seconds
