@@ -30,7 +30,8 @@ results reach the ledger in batches off the writers' path. The writes themselves
 ``max_in_flight_writes`` at once.
 
 Throttling: a bounded pool of workers takes orders in the order they were placed (a FIFO queue;
-with W workers an order can overtake at most W-1 earlier ones) and every ERP write waits for a
+with W workers an order can overtake at most W-1 earlier ones, except orders another export held
+when they came up, which are sent, if still needed, after the rest) and every ERP write waits for a
 token from a shared rate limiter. Dagster's ``erp_writes`` pool keeps other runs out meanwhile.
 
 Failures: transient ones (record locks, 5xx, timeouts) are retried with backoff up to
