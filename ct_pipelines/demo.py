@@ -6,7 +6,8 @@ dispatch, operations). Runs are recorded in the Dagster instance at $DAGSTER_HOM
 shows them afterwards.
 
 The sandbox is seeded with findings planted on purpose (a marketplace order number too long for
-the ERP, orders without a number, an order without tax, discontinued SKUs): the summary names
+the ERP, orders without a number, an order without tax, discontinued SKUs, a card charge missing
+from the payment provider's settlement file and one settled short): the summary names
 each one, with the order or SKU, and the checks that report it, and says what such a finding
 would mean in production. A check that fails on something that was not planted fails the demo.
 ``--clean`` (``make demo DEMO_ARGS=--clean``) seeds the same shop without them, and every check
@@ -36,12 +37,20 @@ IN_PRODUCTION: dict[str, str] = {
     "cannot be booked as charged until someone decides it",
     "blocked_skus": "items the ERP has discontinued but the shop still lists: they can be sold "
     "and not fulfilled; unpublish them in commercetools or re-activate them in the ERP",
+    "settlement_missing_charge": "money the shop booked as taken that the payment provider "
+    "never settled: ask the provider (a failed capture, a charge on another account) before "
+    "the payout is reconciled with the bank",
+    "settlement_amount_mismatch": "the provider settled another amount than the order was "
+    "charged (a partial capture, a currency conversion): the receivable stays open by the "
+    "difference until someone books it",
 }
 CHECK_IN_PRODUCTION: dict[str, str] = {
     "orphaned_orders": "an order eligible for the ERP for over 30 minutes is not there",
     "finance_zero_variance": "commercetools and the ERP disagree on a day's money, so the books "
     "would close wrong",
     "finance_days_posted": "a shop day's journals are missing from the ERP's ledger",
+    "finance_settlement_matched": "the payment provider's payouts will not add up to what "
+    "commercetools says was charged and refunded",
 }
 
 
@@ -236,6 +245,7 @@ def run_demo(out: TextIO = sys.stdout, *, clean: bool = False) -> int:
         orders += len(batch)
         eligible += int(batch["eligible"].astype(bool).sum()) if len(batch) else 0
     exported = len(store.ledger.list("order_to_cash", status="exported"))
+    settlement = _settlement_counts(store, _keys_between(start, end))
     open_exceptions = store.list_exceptions(status=["open", "retrying"])
     checks_run = _check_rows(results)
 
@@ -256,6 +266,13 @@ def run_demo(out: TextIO = sys.stdout, *, clean: bool = False) -> int:
     )
     print(f"  orders in the ERP per the ledger     : {exported:>7}", file=out)
     print(f"  open exceptions                      : {len(open_exceptions):>7}", file=out)
+    print(
+        f"  payments against the settlement file : {settlement['matched']:>7} matched, "
+        f"{settlement['missing_in_settlement']} missing from it, "
+        f"{settlement['not_in_commercetools']} not in commercetools, "
+        f"{settlement['amount_differs']} with another amount; fees {settlement['fees']}",
+        file=out,
+    )
     status = _print_findings(out, checks_run, world.planted_findings(), clean)
     print(
         f"  Dagster runs: {', '.join(r.run_id[:8] for r in results)} (see them with `make dev`)",
@@ -264,6 +281,27 @@ def run_demo(out: TextIO = sys.stdout, *, clean: bool = False) -> int:
     if status:
         print("demo FAILED: a check failed on something the sandbox did not plant", file=out)
     return status
+
+
+def _settlement_counts(store: Any, keys: list[str]) -> dict[str, Any]:
+    """The settlement reconciliation of the demo's days: items by status, fees by currency."""
+    from ct_pipelines.defs.finance.logic.settlement import STATUSES
+    from ct_pipelines.defs.finance.logic.snapshots import SETTLEMENT, SETTLEMENT_TOTALS, read_frame
+    from ct_pipelines.kernel.money import display_amounts
+
+    counts: dict[str, Any] = dict.fromkeys(STATUSES, 0)
+    fees: dict[str, int] = {}
+    for key in keys:
+        items = read_frame(store, SETTLEMENT, key)
+        if items is not None:
+            for status, count in items["status"].value_counts().items():
+                counts[str(status)] += int(count)
+        totals = read_frame(store, SETTLEMENT_TOTALS, key)
+        if totals is not None:
+            for currency, fee in zip(totals["currency"], totals["fee_minor"], strict=True):
+                fees[str(currency)] = fees.get(str(currency), 0) + int(fee)
+    counts["fees"] = display_amounts(fees)
+    return counts
 
 
 def _group_of(asset: Any) -> str | None:

@@ -17,8 +17,12 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for name in ("CT_PIPELINES_SANDBOX_DIR", "CT_PIPELINES_DB_URL", "CT_PIPELINES_SANDBOX_CLEAN"):
+    for name in ("CT_PIPELINES_SANDBOX_DIR", "CT_PIPELINES_DB_URL"):
         monkeypatch.delenv(name, raising=False)
+    # run_demo sets these in os.environ; set here, they are undone after the test, so later
+    # tests do not run in sandbox mode (the partial-credentials tests would not raise).
+    monkeypatch.setenv("CT_PIPELINES_MODE", "sandbox")
+    monkeypatch.setenv("CT_PIPELINES_SANDBOX_CLEAN", "0")
     return home
 
 
@@ -58,6 +62,12 @@ def test_the_demo_names_every_planted_finding_and_the_checks_it_fails(
     for kind in ("without an order number", "no taxedPrice", "blocked in the ERP"):
         assert kind in text
     assert text.count("in production:") >= 4
+    # The settlement file's two planted faults, and nothing else unmatched.
+    assert (
+        "ERROR finance_payment_settlement.finance_settlement_matched: planted "
+        "(settlement_missing_charge, settlement_amount_mismatch)" in text
+    )
+    assert "1 missing from it, 0 not in commercetools, 1 with another amount; fees GBP " in text
 
 
 @pytest.mark.slow
@@ -68,6 +78,7 @@ def test_a_clean_demo_passes_every_check(tmp_path: Path, monkeypatch: pytest.Mon
     text = out.getvalue()
     assert "(0 not passing)" in text and "every check passed" in text
     assert "planted findings                     : none (--clean)" in text
+    assert "0 missing from it, 0 not in commercetools, 0 with another amount" in text
     # The same home cannot then show the planted findings: it asks for a fresh one.
     again = io.StringIO()
     assert run_demo(again) == 2

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from ct_sandbox import db
+from ct_sandbox import db, settlements
 from ct_sandbox.documents import DocumentStore
 from ct_sandbox.erp.schema import SalesOrderBody
 from ct_sandbox.erp_app import (
@@ -80,6 +80,7 @@ DRIFT_KINDS = (
     "stock_mismatch",
 )
 ORDER_NUMBER_PREFIX = "UK-"
+SETTLEMENT_FAULTS_META = "world_settlement_faults"
 # A marketplace order number the ERP's 35-character document number cannot hold.
 LONG_ORDER_NUMBER = "MARKETPLACE-AMAZON-UK-206-4837261-5519034"
 _STORE_CATEGORIES = frozenset(
@@ -246,6 +247,22 @@ class SandboxWorld:
                     "what": "a paid order with tax calculation disabled (no taxedPrice)",
                 }
             )
+        faults = json.loads(self._meta(SETTLEMENT_FAULTS_META) or "{}")
+        what = {
+            settlements.MISSING_CHARGE: "a card charge commercetools recorded that the payment "
+            "provider's settlement file does not hold",
+            settlements.AMOUNT_MISMATCH: "a card charge the payment provider settled for 1.00 "
+            f"({settlements.SHORT_BY_MINOR} minor units) less than commercetools recorded",
+        }
+        for kind in (settlements.MISSING_CHARGE, settlements.AMOUNT_MISMATCH):
+            if kind in faults:
+                found.append(
+                    {
+                        "kind": f"settlement_{kind}",
+                        "subjects": [*self._transaction_subjects(faults[kind])],
+                        "what": what[kind],
+                    }
+                )
         if cases.get("blocked_skus"):
             found.append(
                 {
@@ -255,6 +272,30 @@ class SandboxWorld:
                 }
             )
         return found
+
+    def _transaction_subjects(self, transaction_id: str) -> list[str]:
+        """The order number (or id) holding a payment transaction, and the transaction id."""
+        numbers = settlements.order_numbers_by_payment(self.documents.iter_all("orders"))
+        for payment in self.documents.iter_all("payments"):
+            if any(tx["id"] == transaction_id for tx in payment.get("transactions", [])):
+                return [numbers.get(payment["id"], payment["id"]), transaction_id]
+        return [transaction_id]
+
+    def settlement_dir(self) -> Path:
+        """Where the sandbox payment provider leaves its settlement reports."""
+        return self.directory / settlements.REPORT_DIR
+
+    def write_settlement_report(self) -> Path:
+        """(Re)write the Stripe balance report: every shop day over by the simulated clock."""
+        until = settlements.day_start(self.now(), self.tz)
+        faults = json.loads(self._meta(SETTLEMENT_FAULTS_META) or "{}")
+        rows = settlements.report_rows(
+            self.documents.iter_all("payments"),
+            settlements.order_numbers_by_payment(self.documents.iter_all("orders")),
+            until,
+            faults,
+        )
+        return settlements.write_report(self.settlement_dir(), rows)
 
     def edge_cases(self) -> dict[str, Any]:
         """Seeded orders that are unusual on purpose (no orderNumber, no taxedPrice, ...)."""
@@ -315,6 +356,9 @@ class SandboxWorld:
                         SANDBOX_CLIENT_SECRET,
                         [f"manage_project:{SANDBOX_PROJECT_KEY}"],
                     )
+                self.write_settlement_report()
+            elif not (self.settlement_dir() / settlements.REPORT_NAME).exists():
+                self.write_settlement_report()
         return self.status()
 
     # -- the order factory over the stored catalogue -----------------------------------------
@@ -381,6 +425,7 @@ class SandboxWorld:
                 ]
                 offset = float(self._meta(db.CLOCK_OFFSET_META) or 0)
                 self._set_meta(db.CLOCK_OFFSET_META, str(offset + minutes * 60))
+            self.write_settlement_report()
         return {
             "from": _ts(start),
             "to": _ts(end),
@@ -1009,6 +1054,22 @@ class _Seeder:
         self.world._set_meta("world_seed", str(self.seed))
         self.world._factory = None
         edge_cases = self._history(self.world._order_factory(), ref, item_numbers)
+        if self.planted:
+            # On shop days before today: the settlement check looks at days that are over.
+            tz = self.world.tz
+            first_day = self.now.astimezone(tz).date() - timedelta(days=self.days - 1)
+            self.world._set_meta(
+                SETTLEMENT_FAULTS_META,
+                json.dumps(
+                    settlements.pick_faults(
+                        self.store.iter_all("payments"),
+                        datetime.combine(first_day, time(0), tzinfo=tz),
+                        settlements.day_start(self.now, tz),
+                        self.seed,
+                    ),
+                    sort_keys=True,
+                ),
+            )
         self._inventory(ref)
         self.world._set_meta("world_edge_cases", json.dumps(edge_cases, sort_keys=True))
         self.world._set_meta("world_seeded_at", _ts(self.now))

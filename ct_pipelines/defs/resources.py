@@ -31,6 +31,7 @@ from ct_pipelines.store import (
 )
 
 if TYPE_CHECKING:
+    from ct_pipelines.defs.finance.resources import SettlementFilesResource
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
 MODES = ("auto", "sandbox", "live", "tryton")  # tryton: the ERP side only
@@ -379,10 +380,12 @@ class ProjectResources(TypedDict):
     erp: ErpResource
     store: IntegrationStoreResource
     product_catalog: "ProductCatalogResource"
+    settlement_files: "SettlementFilesResource"
 
 
 def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources:
     """Every resource the flows use; the one place they are bound (Definitions, demo, tests)."""
+    from ct_pipelines.defs.finance.resources import SettlementFilesResource
     from ct_pipelines.defs.product_master.resources import ProductCatalogResource
 
     ct_mode = side_mode("commercetools", environ)
@@ -391,7 +394,7 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources
     erp_mode = side_mode("erp", environ)
     # Fail at load time, so `dagster dev` and `dagster definitions validate` show the reason
     # instead of a run going green on the sandbox. Blank counts as set but missing.
-    uses_sandbox_for(ct_mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, environ)
+    ct_sandbox = uses_sandbox_for(ct_mode, "commercetools", CTP_REQUIRED, CTP_OPTIONAL, environ)
     if erp_mode == "tryton":
         missing = missing_settings(TRYTON_VARIABLES, environ)
         if missing:
@@ -426,6 +429,11 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> ProjectResources
         ),
         "store": IntegrationStoreResource(db_url=_env("CT_PIPELINES_DB_URL", environ)),
         "product_catalog": ProductCatalogResource(),
+        # The payment provider's settlement reports; the sandbox writes its own.
+        "settlement_files": SettlementFilesResource(
+            directory=_env("CT_PIPELINES_SETTLEMENT_DIR", environ),
+            use_sandbox=ct_sandbox,
+        ),
     }
 
 

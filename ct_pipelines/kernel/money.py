@@ -23,6 +23,12 @@ and the release note 2023-09-28 "Added support for discounting the Cart total".
     the quantity (``($1.08*1.19 -> $1.29)*3 = $3.87``) (``tax_split``).
   - A tax-inclusive amount's net is ``gross / (1 + rate)`` rounded, its tax ``gross - net``; a
     net amount's tax is ``net * rate`` rounded, its gross ``net + tax``.
+  - A tax rate's ``taxRoundingTarget`` (release note 2026-09-21, "Configurable tax rounding
+    target"; ``Net`` by default) decides, for tax-inclusive prices, whether the net or the tax is
+    the rounded figure (``Tax``: tax ``gross * rate / (1 + rate)`` rounded, net ``gross - tax``).
+    Lines and portions carry commercetools' own result, which we take; where a list price and
+    its discount are split again, the discount line takes the difference to commercetools' line
+    figures, so either target adds up to the minor unit (the property test generates both).
 - An order-level cart discount (``discountOnTotalPrice``, a Cart Discount targeting the total
   price) leaves every line's ``totalPrice`` and ``taxedPrice`` as they were: only the order's
   ``totalPrice``, ``taxedPrice`` and ``taxPortions`` are discounted. ``discountedNetAmount`` and
@@ -41,6 +47,7 @@ and the release note 2023-09-28 "Added support for discounting the Cart total".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -231,3 +238,36 @@ def allocate(total: int, weights: Mapping[Any, int]) -> dict[Any, int]:
     for key in ranked[:left]:
         shares[key] += 1
     return {key: sign * shares[key] for key in keys}
+
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def decimal_text_to_minor(text: str, fraction_digits: int) -> int:
+    """A decimal amount as a report writes it (``"-12.34"``, ``"1980"``) in exact minor units.
+
+    Settlement files (Stripe's balance reports, Adyen's settlement details) give amounts in
+    major units with at most the currency's fraction digits: ``"12.34"`` GBP is 1234 pence,
+    ``"1980"`` JPY is 1980 yen, ``"12.345"`` KWD is 12345 fils. More digits than the currency
+    has, exponents, thousands separators, blanks, NaN or infinity are refused (``MoneyError``),
+    never rounded: a settlement amount is a fact, not an estimate.
+    """
+    cleaned = text.strip()
+    if not cleaned:
+        raise MoneyError("amount is empty")
+    if _PLAIN_DECIMAL.fullmatch(cleaned) is None:
+        raise MoneyError(f"amount {text!r} is not a plain decimal number")
+    body = cleaned[1:] if cleaned[0] in "+-" else cleaned
+    whole, _, fraction = body.partition(".")
+    if len(fraction) > fraction_digits:
+        raise MoneyError(
+            f"amount {text!r} has {len(fraction)} fraction digits; the currency has "
+            f"{fraction_digits}"
+        )
+    magnitude = int(whole) * 10**fraction_digits + int(fraction.ljust(fraction_digits, "0") or "0")
+    return -magnitude if cleaned[0] == "-" else magnitude
+
+
+def minor_to_decimal_text(minor_units: int, fraction_digits: int) -> str:
+    """Minor units as a plain decimal (``1234, 2 -> "12.34"``; ``1980, 0 -> "1980"``)."""
+    return f"{to_decimal(minor_units, fraction_digits):.{fraction_digits}f}"

@@ -128,3 +128,25 @@ def test_allocate_shares_add_up_exactly() -> None:
     assert allocate(5, {}) == {}
     shares = allocate(999, {"x": 3332, "y": 1286, "z": 899})
     assert sum(shares.values()) == 999
+
+
+@pytest.mark.parametrize(
+    ("text", "digits", "minor"),
+    [("1980", 0, 1980), ("19.99", 2, 1999), ("-19.9", 2, -1990), ("12.345", 3, 12345),
+     ("0.001", 3, 1), ("+5", 0, 5), ("-0.00", 2, 0)],
+)  # fmt: skip
+def test_decimal_text_becomes_exact_minor_units(text: str, digits: int, minor: int) -> None:
+    from ct_pipelines.kernel.money import decimal_text_to_minor, minor_to_decimal_text
+
+    assert decimal_text_to_minor(text, digits) == minor
+    assert decimal_text_to_minor(minor_to_decimal_text(minor, digits), digits) == minor
+
+
+@pytest.mark.parametrize(
+    "text", ["12.345", "1,000.00", "1e3", "", " ", "nan", "inf", "12.", ".5", "--1", "1²", "1 000"]
+)
+def test_decimal_text_that_is_not_exact_is_refused_not_rounded(text: str) -> None:
+    from ct_pipelines.kernel.money import MoneyError, decimal_text_to_minor
+
+    with pytest.raises(MoneyError):
+        decimal_text_to_minor(text, 2)

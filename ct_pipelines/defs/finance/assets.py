@@ -6,8 +6,11 @@ day is read, rebuilt and stored on its own, so re-running any day is safe. Journ
 once per batch id (``fin-<day>-<currency>``): a day already in the ERP is never posted again.
 """
 
+import csv
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -49,12 +52,28 @@ from ct_pipelines.defs.finance.logic.reconcile import (
     variances_frame,
 )
 from ct_pipelines.defs.finance.logic.rollup import PERIOD_COLUMNS
+from ct_pipelines.defs.finance.logic.settlement import (
+    STATUSES,
+    BadRow,
+    SettlementFileError,
+    SettlementReconciliation,
+    SettlementRow,
+    bad_rows_frame,
+    items_frame,
+    parse_settlement_csv,
+    payouts_frame,
+    reconcile_settlement,
+    settlement_totals_frame,
+    unique_rows,
+)
 from ct_pipelines.defs.finance.logic.snapshots import (
     FLOW,
     JOURNALS,
     ORDER_TOTALS,
     PERIOD_CLOSE,
     RECONCILIATION,
+    SETTLEMENT,
+    SETTLEMENT_TOTALS,
     TRANSACTIONS,
     VARIANCES,
     VAT_SUMMARY,
@@ -62,6 +81,7 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     read_frame,
 )
 from ct_pipelines.defs.finance.logic.vat import VAT_COLUMNS, day_vat, month_to_date_vat
+from ct_pipelines.defs.finance.resources import SettlementFilesResource
 from ct_pipelines.defs.freshness import FINANCE_NIGHTLY
 from ct_pipelines.defs.metadata import (
     frame_metadata,
@@ -69,6 +89,7 @@ from ct_pipelines.defs.metadata import (
     money_text,
     report_partitions,
     results_metadata,
+    with_money_text,
     with_tables,
 )
 from ct_pipelines.defs.order_rules import OrderRulesConfig
@@ -510,3 +531,154 @@ def finance_vat_summary(
             "vat": markdown_table(combined, 100),
         }
     )
+
+
+def _settlement_rows(
+    context: dg.AssetExecutionContext,
+    location: Path,
+    settlement_files: SettlementFilesResource,
+    integration_store: Any,
+) -> tuple[list[SettlementRow], list[BadRow], list[str]]:
+    """Every row of the settlement files, the rows that cannot be read, the files read."""
+    rows: list[SettlementRow] = []
+    bad: list[BadRow] = []
+    files = sorted(location.glob(settlement_files.pattern)) if location.is_dir() else []
+    for path in files:
+        try:
+            found, unreadable = parse_settlement_csv(
+                path.read_text(encoding="utf-8-sig"),
+                file=path.name,
+                tz=SHOP.tz,
+                metadata_key=settlement_files.metadata_key,
+            )
+        except (SettlementFileError, UnicodeDecodeError, csv.Error) as exc:
+            found, unreadable = [], [BadRow(path.name, 0, None, str(exc))]
+        rows.extend(found)
+        bad.extend(unreadable)
+    rows, conflicting = unique_rows(rows)
+    bad.extend(conflicting)
+    for row in bad:
+        # Each bad row waits for a person; the rest of the file is reconciled.
+        integration_store.record_exception(
+            flow=FLOW,
+            entity_key=f"{row.file}:{row.line}",
+            category="unreadable_settlement_row" if row.line else "unreadable_settlement_file",
+            reason=f"settlement file {row.file} line {row.line}: {row.reason}"[:500],
+            payload_ref=f"settlement:{row.file}:{row.line}:{row.balance_transaction_id or ''}",
+        )
+        context.log.warning("settlement file %s line %d: %s", row.file, row.line, row.reason)
+    return rows, bad, [p.name for p in files]
+
+
+@dg.asset(
+    group_name=FLOW,
+    kinds={"csv", "python"},
+    deps=[finance_payment_transactions],
+    partitions_def=order_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=[systems.FINANCE],
+    output_required=False,
+    description="The payment provider's settlement file (Stripe's itemized balance report, "
+    "CSV) against each shop day's commercetools charges, refunds and chargebacks: matched, "
+    "missing on either side, amounts that differ, and the day's fees and payouts per currency. "
+    "Skipped, with the reason in the event log, when no settlement file is configured.",
+)
+def finance_payment_settlement(
+    context: dg.AssetExecutionContext,
+    settlement_files: SettlementFilesResource,
+    store: IntegrationStoreResource,
+) -> Iterator[dg.MaterializeResult]:
+    location = settlement_files.location()
+    if location.directory is None:
+        context.log.warning("finance_payment_settlement skipped: %s", location.explanation)
+        return
+    integration_store = store.get_store()
+    taken_at = datetime.now(UTC)
+    with event_log_for_step(context):
+        rows, bad, files = _settlement_rows(
+            context, location.directory, settlement_files, integration_store
+        )
+        if not files:
+            context.log.warning(
+                "no settlement file matching %s in %s (%s): every transaction is unmatched",
+                settlement_files.pattern,
+                location.directory,
+                location.explanation,
+            )
+        today = datetime.now(UTC).astimezone(SHOP.tz).date()
+        by_partition: dict[str, dict[str, Any]] = {}
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            if day >= today:
+                # The provider reports a day once it is over; today's file is not complete.
+                by_partition[key] = {
+                    **results_metadata(items_frame([])),
+                    "status": "day not over: not reconciled yet",
+                }
+                continue
+            near = {day + timedelta(days=n) for n in (-1, 0, 1)}
+            # The neighbouring days' transactions pair with rows across midnight.
+            transactions = []
+            for near_day in sorted(near):
+                frame = (
+                    _require(integration_store, TRANSACTIONS, key)
+                    if near_day == day
+                    else read_frame(integration_store, TRANSACTIONS, near_day.isoformat())
+                )
+                if frame is not None:
+                    transactions.extend(transactions_from_frame(frame))
+            result = reconcile_settlement(
+                day,
+                transactions,
+                [r for r in rows if r.day in near],
+                settlement_files.provider,
+            )
+            items = items_frame(result.items)
+            totals = settlement_totals_frame(result.totals)
+            integration_store.write_snapshot(
+                SETTLEMENT, items, partition_key=key, taken_at=taken_at
+            )
+            integration_store.write_snapshot(
+                SETTLEMENT_TOTALS, totals, partition_key=key, taken_at=taken_at
+            )
+            context.log.info(
+                "%s %s: %d items, %d not matched",
+                SETTLEMENT,
+                key,
+                len(items),
+                int((items["status"] != "matched").sum()),
+            )
+            by_partition[key] = _settlement_metadata(items, totals, result)
+    yield dg.MaterializeResult(
+        metadata={
+            **report_partitions(context, by_partition),
+            "settlement_source": f"{location.directory} ({location.explanation})",
+            "files_read": dg.MetadataValue.json(files),
+            "rows_read": len(rows),
+            "bad_rows": len(bad),
+            "bad_rows_table": markdown_table(bad_rows_frame(bad), 50),
+        }
+    )
+
+
+def _settlement_metadata(
+    items: pd.DataFrame, totals: pd.DataFrame, result: SettlementReconciliation
+) -> dict[str, Any]:
+    shown = [c for c in items.columns if not c.endswith("_minor") and c != "fraction_digits"]
+    metadata = results_metadata(items, preview_columns=shown)
+    counts = items["status"].value_counts().to_dict()
+    metadata.update(
+        {
+            "status": "reconciled",
+            **{status: int(counts.get(status, 0)) for status in STATUSES},
+            "not_matched": markdown_table(
+                items[items["status"] != "matched"], 50, columns=shown, say_more=True
+            ),
+            "by_currency": markdown_table(totals),
+            "payouts": markdown_table(payouts_frame(result.day, result.payouts)),
+        }
+    )
+    for total in result.totals:
+        for name in ("difference_abs", "fee", "net", "gross"):
+            metadata[f"{name}_minor_{total.currency}"] = int(getattr(total, f"{name}_minor"))
+    return with_money_text(metadata)

@@ -13,12 +13,20 @@ from ct_pipelines.defs.finance.logic.checks import (
     closed_days,
     posting_gaps,
     posting_window,
+    settlement_verdict,
     stored_frames,
     variance_verdict,
 )
 from ct_pipelines.defs.finance.logic.facts import orders_from_frame
 from ct_pipelines.defs.finance.logic.rollup import tax_rounding_pattern
-from ct_pipelines.defs.finance.logic.snapshots import ORDER_TOTALS, RECONCILIATION, VARIANCES
+from ct_pipelines.defs.finance.logic.snapshots import (
+    ORDER_TOTALS,
+    RECONCILIATION,
+    SETTLEMENT,
+    SETTLEMENT_TOTALS,
+    VARIANCES,
+)
+from ct_pipelines.defs.finance.resources import SettlementFilesResource
 from ct_pipelines.defs.metadata import markdown_table, runbook_hint, with_money_text, with_tables
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 
@@ -29,6 +37,10 @@ class VarianceCheckConfig(dg.Config):
 
 
 class PostingCheckConfig(dg.Config):
+    lookback_days: int = 7
+
+
+class SettlementCheckConfig(dg.Config):
     lookback_days: int = 7
 
 
@@ -139,4 +151,54 @@ def finance_tax_rounding_patterns(
             + runbook_hint("finance_tax_rounding_patterns")
         ),
         metadata=with_money_text(metadata),
+    )
+
+
+@dg.asset_check(
+    asset=finance_assets.finance_payment_settlement,
+    description="Every commercetools charge, refund and chargeback of the provider's payments "
+    "on the completed shop days of the look-back window is in the settlement file with the same "
+    "amount and currency, and the file holds nothing commercetools does not; names each one "
+    "that is not, with its order and amounts.",
+)
+def finance_settlement_matched(
+    config: SettlementCheckConfig,
+    settlement_files: SettlementFilesResource,
+    store: IntegrationStoreResource,
+) -> dg.AssetCheckResult:
+    location = settlement_files.location()
+    if location.directory is None:
+        # Not a pass: nobody compared anything.
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"not checked: {location.explanation}. "
+            + runbook_hint("finance_settlement_matched"),
+            metadata={"configured": False, "days_checked": 0},
+        )
+    integration_store = store.get_store()
+    days = closed_days(config.lookback_days)
+    passed, metadata = settlement_verdict(
+        stored_frames(integration_store, SETTLEMENT, days),
+        stored_frames(integration_store, SETTLEMENT_TOTALS, days),
+    )
+    metadata = with_money_text(with_tables(metadata))
+    amounts = "; ".join(
+        str(v)
+        for k, v in metadata.items()
+        if k.startswith("not_matched_abs_") and "_minor_" not in k
+    )
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"every transaction of {metadata['days_checked']} days matches the settlement file"
+            if passed
+            else f"{metadata['items_not_matched']} items do not match the settlement file "
+            f"({metadata['missing_in_settlement']} missing from it, "
+            f"{metadata['not_in_commercetools']} not in commercetools, "
+            f"{metadata['amount_differs']} with another amount): {amounts} (absolute). "
+            + runbook_hint("finance_settlement_matched")
+        ),
+        metadata={"configured": True, **metadata},
     )

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ct_pipelines.defs.finance.logic.reconcile import absolute_variances
+from ct_pipelines.defs.finance.logic.settlement import STATUSES
 from ct_pipelines.defs.finance.logic.snapshots import JOURNALS, POSTED_STATUSES, read_frame
 from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
@@ -166,3 +167,45 @@ def reconciliation_metadata(totals: pd.DataFrame, variances: pd.DataFrame) -> di
         ]
     ).head(100)
     return metadata
+
+
+SETTLEMENT_SHOWN = [
+    "day",
+    "status",
+    "type",
+    "document",
+    "transaction_id",
+    "balance_transaction_ids",
+    "commercetools",
+    "settled",
+    "difference",
+    "detail",
+]
+
+
+def settlement_verdict(items: pd.DataFrame, totals: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
+    """(passed, metadata) over stored settlement items and totals; tables are data frames.
+
+    Every item not ``matched`` fails: a charge the provider never settled, money the provider
+    moved that commercetools does not know, an amount settled other than recorded.
+    """
+    if items.empty:
+        return True, {"days_checked": 0, "transactions_checked": 0, "items_not_matched": 0}
+    off = items[items["status"] != "matched"]
+    counts = items["status"].value_counts().to_dict()
+    metadata: dict[str, Any] = {
+        "days_checked": int(items["day"].nunique()),
+        "days_with_differences": int(off["day"].nunique()),
+        "transactions_checked": int(items["transaction_id"].notna().sum()),
+        "items_not_matched": len(off),
+        **{status: int(counts.get(status, 0)) for status in STATUSES},
+    }
+    for currency, group in off.groupby("currency"):
+        metadata[f"not_matched_abs_minor_{currency}"] = int(
+            group["difference_minor"].astype("int64").abs().sum()
+        )
+    if not totals.empty:
+        for currency, group in totals.groupby("currency"):
+            metadata[f"fees_minor_{currency}"] = int(group["fee_minor"].astype("int64").sum())
+    metadata["not_matched"] = off[SETTLEMENT_SHOWN].head(100)
+    return off.empty, metadata

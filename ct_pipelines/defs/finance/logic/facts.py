@@ -223,6 +223,10 @@ class TransactionFact:
     method: str  # paymentMethodInfo.method (card, paypal, klarna, ...)
     # Output VAT a refund gives back, per rate (``refund_tax_by_rate``); empty when unknown.
     tax_by_rate: dict[str, int] = field(default_factory=dict)
+    # The PSP's ids: the transaction's ``interactionId`` (Stripe: the charge, refund or dispute
+    # id) and the payment's ``interfaceId`` (Stripe: the PaymentIntent), for the settlement file.
+    interaction_id: str | None = None
+    payment_interface_id: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -264,6 +268,8 @@ def transaction_facts(
                 amount_minor=to_minor_units(tx.amount),
                 provider=(getattr(info, "payment_interface", None) or "unknown"),
                 method=(getattr(info, "method", None) or "unknown"),
+                interaction_id=getattr(tx, "interaction_id", None),
+                payment_interface_id=getattr(payment, "interface_id", None),
             )
         )
     return found
@@ -380,6 +386,9 @@ def transactions_from_frame(frame: pd.DataFrame) -> list[TransactionFact]:
                 provider=str(record["provider"]),
                 method=str(record["method"]),
                 tax_by_rate=_json(record.get("tax_by_rate")),
+                # Snapshots written before the settlement reconciliation lack these columns.
+                interaction_id=_none(record.get("interaction_id")),
+                payment_interface_id=_none(record.get("payment_interface_id")),
             )
         )
     return facts

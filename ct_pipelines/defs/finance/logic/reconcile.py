@@ -226,6 +226,48 @@ def _order_figures(fact: OrderFact | ErpOrderFact | None) -> dict[str, int]:
     return figures
 
 
+def _sums_by_currency(
+    facts: Iterable[OrderFact | ErpOrderFact], digits: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """The day's ``_order_figures`` summed per currency (one pass; notes each currency's digits)."""
+    running: dict[str, list[int]] = {}
+    by_rate: dict[str, dict[str, int]] = {}
+    for fact in facts:
+        currency = fact.currency
+        sums = running.get(currency)
+        if sums is None:
+            sums = running[currency] = [0, 0, 0, 0, 0]
+            by_rate[currency] = {}
+            digits.setdefault(currency, fact.fraction_digits)
+        sums[0] += 1
+        sums[1] += fact.net_minor
+        sums[2] += fact.tax_minor
+        sums[3] += fact.gross_minor
+        sums[4] += fact.shipping_minor
+        if fact.tax_by_rate:
+            rates = by_rate[currency]
+            for rate, amount in fact.tax_by_rate.items():
+                rates[rate] = rates.get(rate, 0) + amount
+    totals = {}
+    for currency, sums in running.items():
+        total = dict(zip(BASE_METRICS, sums, strict=True))
+        for rate, amount in by_rate[currency].items():
+            total[tax_metric(rate)] = amount
+        totals[currency] = total
+    return totals
+
+
+def _same_figures(ours: OrderFact, theirs: ErpOrderFact) -> bool:
+    """Whether every figure of the order agrees (most orders of a day: nothing to report)."""
+    return (
+        ours.net_minor == theirs.net_minor
+        and ours.tax_minor == theirs.tax_minor
+        and ours.gross_minor == theirs.gross_minor
+        and ours.shipping_minor == theirs.shipping_minor
+        and ours.tax_by_rate == theirs.tax_by_rate
+    )
+
+
 _ORDER_KINDS = {
     (True, False): "missing_in_erp",
     (False, True): "only_in_erp",
@@ -247,21 +289,48 @@ def _order_variances(
     erp: Mapping[tuple[str, str], Sequence[ErpOrderFact]],
     all_ct_documents: Mapping[str, OrderFact],
 ) -> list[Variance]:
-    documents_by_source: dict[str, set[str]] = {}
-    for copies in erp.values():
-        for copy in copies:
-            documents_by_source.setdefault(copy.source_order_id, set()).add(copy.document)
+    # Only orders missing on one side need these; most days have few.
+    indexes: dict[str, Any] = {}
+
+    def documents_by_source() -> dict[str, set[str]]:
+        if "sources" not in indexes:
+            found: dict[str, set[str]] = {}
+            for held in erp.values():
+                for copy in held:
+                    found.setdefault(copy.source_order_id, set()).add(copy.document)
+            indexes["sources"] = found
+        return indexes["sources"]
+
+    def erp_currencies() -> dict[str, list[str]]:
+        if "currencies" not in indexes:
+            found: dict[str, list[str]] = {}
+            for (held_in, held_document), held in erp.items():
+                if held:
+                    found.setdefault(held_document, []).append(held_in)
+            indexes["currencies"] = found
+        return indexes["currencies"]
+
     variances = []
-    for key in sorted(set(ct) | set(erp)):
+    # Any order will do: the variances are sorted at the end.
+    keys = [*ct, *(key for key in erp if key not in ct)]
+    for key in keys:
         currency, document = key
-        ours, copies = ct.get(key), list(erp.get(key, ()))
+        ours, held = ct.get(key), erp.get(key)
+        if (
+            ours is not None
+            and held is not None
+            and len(held) == 1
+            and _same_figures(ours, held[0])
+        ):
+            continue  # the ERP holds the order once, as commercetools has it
+        copies = list(held or ())
         theirs = copies[0] if copies else None
         kind = _ORDER_KINDS[(ours is not None, theirs is not None)]
         detail = ""
         if ours is None:
             assert theirs is not None
             other = all_ct_documents.get(document)
-            others = sorted(documents_by_source.get(theirs.source_order_id, set()) - {document})
+            others = sorted(documents_by_source().get(theirs.source_order_id, set()) - {document})
             if other is not None and other.currency != currency:
                 kind = "wrong_currency_in_erp"
                 detail = f"commercetools has the order in {other.currency}, the ERP in {currency}"
@@ -280,9 +349,7 @@ def _order_variances(
                 )
         elif theirs is None:
             detail = "eligible in commercetools but no sales order in the ERP"
-            elsewhere = [
-                c for (c, d), found in erp.items() if d == document and c != currency and found
-            ]
+            elsewhere = [c for c in erp_currencies().get(document, []) if c != currency]
             if elsewhere:
                 detail = f"the ERP holds it in {', '.join(sorted(elsewhere))}, not {currency}"
             if ours.problem:
@@ -402,13 +469,10 @@ def reconcile_day(
     )
     digits: dict[str, int] = {}
     erp_all = [copy for copies in erp.values() for copy in copies]
-    sources: list[OrderFact | ErpOrderFact | TransactionFact | PostedLine] = [
-        *ct.values(),
-        *erp_all,
-        *done,
-        *lines,
-    ]
-    for source in sources:
+    ct_sums = _sums_by_currency(ct.values(), digits)
+    erp_sums = _sums_by_currency(erp_all, digits)
+    payments: list[TransactionFact | PostedLine] = [*done, *lines]
+    for source in payments:
         digits.setdefault(source.currency, source.fraction_digits)
 
     vat_accounts = {*accounts.vat_by_rate.values(), accounts.vat_default}
@@ -437,14 +501,8 @@ def reconcile_day(
                     ],
                 )
             )
-        ct_sum: dict[str, int] = {}
-        erp_sum: dict[str, int] = {}
-        for fact in (f for (c, _), f in ct.items() if c == currency):
-            for metric, value in _order_figures(fact).items():
-                ct_sum[metric] = ct_sum.get(metric, 0) + value
-        for erp_fact in (f for f in erp_all if f.currency == currency):
-            for metric, value in _order_figures(erp_fact).items():
-                erp_sum[metric] = erp_sum.get(metric, 0) + value
+        ct_sum = ct_sums.get(currency, {})
+        erp_sum = erp_sums.get(currency, {})
         for metric, kind, account in (
             ("refunds", "Refund", accounts.refunds),
             ("chargebacks", "Chargeback", accounts.chargebacks),
@@ -458,11 +516,13 @@ def reconcile_day(
                 if line.currency == currency and refund_line(line, account)
             )
         rates = sorted(m for m in set(ct_sum) | set(erp_sum) if m.startswith(TAX_RATE_PREFIX))
+        by_metric: dict[str, list[Variance]] = {}
+        for variance in variances:
+            if variance.currency == currency:
+                by_metric.setdefault(variance.metric, []).append(variance)
         for metric in [*BASE_METRICS, *rates, *PAYMENT_METRICS]:
             a, b = ct_sum.get(metric, 0), erp_sum.get(metric, 0)
-            behind_variances = [
-                v for v in variances if v.currency == currency and v.metric == metric
-            ]
+            behind_variances = by_metric.get(metric, [])
             behind = sorted({v.document or v.reference or "" for v in behind_variances})
             totals.append(
                 MetricTotal(

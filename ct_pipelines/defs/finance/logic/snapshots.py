@@ -34,6 +34,12 @@ PERIOD_CLOSE = "finance_period_close"
 VAT_SUMMARY = "finance_vat_summary"
 
 
+SETTLEMENT = "finance_payment_settlement"
+
+
+SETTLEMENT_TOTALS = "finance_settlement_totals"
+
+
 POSTED_STATUSES = frozenset({"posted", "already_posted", "corrected"})
 
 

@@ -1,5 +1,5 @@
 """Property test: generated orders in 0/2/3-digit currencies, every tax rounding and calculation
-mode, tax-inclusive and net prices, high-precision prices, product and order-level discounts,
+mode and tax rounding target (``taxRoundingTarget`` Net or Tax), tax-inclusive and net prices, high-precision prices, product and order-level discounts,
 through the order
 mapping, the finance facts, the journal and the reconciliation.
 
@@ -11,6 +11,7 @@ lines alone and takes each rate's share off the order's totals, whose tax is the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import ROUND_HALF_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
@@ -49,12 +50,27 @@ def _round(value: Decimal, mode: str) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUNDINGS[mode]))
 
 
-def _split(amount: int, rate: str, included: bool, quantity: int, mode: str, unit_level: bool):
-    """(net, tax, gross) as commercetools taxes a line total (or a unit, at UnitPriceLevel)."""
+def _split(
+    amount: int,
+    rate: str,
+    included: bool,
+    quantity: int,
+    mode: str,
+    unit_level: bool,
+    target: str = "Net",
+):
+    """(net, tax, gross) as commercetools taxes a line total (or a unit, at UnitPriceLevel).
+
+    ``target`` is the tax rate's ``taxRoundingTarget`` for tax-inclusive prices: ``Net`` rounds
+    the net (the default), ``Tax`` rounds the tax and the net is what is left.
+    """
     r = Decimal(rate)
     if unit_level and quantity > 1:
-        net, tax, gross = _split(amount // quantity, rate, included, 1, mode, False)
+        net, tax, gross = _split(amount // quantity, rate, included, 1, mode, False, target)
         return net * quantity, tax * quantity, gross * quantity
+    if included and target == "Tax":
+        tax = _round(Decimal(amount) * r / (1 + r), mode)
+        return amount - tax, tax, amount
     if included:
         net = _round(Decimal(amount) / (1 + r), mode)
         return net, amount - net, amount
@@ -71,27 +87,36 @@ def _money(amount: int, currency: str) -> dict[str, Any]:
     }
 
 
-line_strategy = st.tuples(
-    st.integers(1, 5),  # quantity
-    st.integers(1, 50_000),  # unit price in minor units
-    st.sampled_from(RATES),
-    st.integers(0, 90),  # product discount, percent off the unit price
-    st.one_of(st.none(), st.integers(0, 99)),  # high precision: 2 more digits, these
-)
+def line_strategy(rates: Sequence[str] = RATES) -> st.SearchStrategy[Any]:
+    return st.tuples(
+        st.integers(1, 5),  # quantity
+        st.integers(1, 50_000),  # unit price in minor units
+        st.sampled_from(list(rates)),
+        st.integers(0, 90),  # product discount, percent off the unit price
+        st.one_of(st.none(), st.integers(0, 99)),  # high precision: 2 more digits, these
+    )
 
 
 @st.composite
-def orders(draw: Any, number: int = 0) -> Order:
-    currency = draw(st.sampled_from(sorted(CURRENCIES)))
+def orders(
+    draw: Any,
+    number: int = 0,
+    currencies: Sequence[str] = tuple(sorted(CURRENCIES)),
+    rates: Sequence[str] = RATES,
+) -> Order:
+    currency = draw(st.sampled_from(list(currencies)))
     mode = draw(st.sampled_from(sorted(ROUNDINGS)))
     unit_level = draw(st.booleans())
     included = draw(st.booleans())
-    lines = draw(st.lists(line_strategy, min_size=1, max_size=4))
-    shipping = draw(st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.sampled_from(RATES))))
+    target = draw(st.sampled_from(["Net", "Tax"])) if included else "Net"
+    lines = draw(st.lists(line_strategy(rates), min_size=1, max_size=4))
+    shipping = draw(
+        st.one_of(st.none(), st.tuples(st.integers(0, 2000), st.sampled_from(list(rates))))
+    )
     by_rate: dict[str, list[int]] = {}  # rate -> [net, tax, price total]
 
     def taxed(amount: int, rate: str, quantity: int) -> dict[str, Any]:
-        net, tax, gross = _split(amount, rate, included, quantity, mode, unit_level)
+        net, tax, gross = _split(amount, rate, included, quantity, mode, unit_level, target)
         entry = by_rate.setdefault(rate, [0, 0, 0])
         entry[0] += net
         entry[1] += tax
@@ -103,7 +128,13 @@ def orders(draw: Any, number: int = 0) -> Order:
         }
 
     def tax_rate(rate: str) -> dict[str, Any]:
-        return {"name": f"VAT {rate}", "amount": rate, "includedInPrice": included, "country": "GB"}
+        return {
+            "name": f"VAT {rate}",
+            "amount": rate,
+            "includedInPrice": included,
+            "country": "GB",
+            "taxRoundingTarget": target,
+        }
 
     items = []
     for index, (quantity, unit, rate, off, extra) in enumerate(lines):
@@ -190,7 +221,7 @@ def orders(draw: Any, number: int = 0) -> Order:
             )
             left -= share
             remaining = by_rate[rate][2] - share
-            net, tax, _ = _split(remaining, rate, included, 1, mode, False)
+            net, tax, _ = _split(remaining, rate, included, 1, mode, False, target)
             portions[rate] = (net, tax)
     net = sum(p[0] for p in portions.values())
     tax = sum(p[1] for p in portions.values())
@@ -226,9 +257,33 @@ def _erp_order(draft: Any, number: int) -> ErpSalesOrder:
     )
 
 
-def _check_lines(order: Order) -> Any:
-    draft = to_sales_order(order, MAPPING)
+def _line_groups(draft: Any) -> list[list[Any]]:
+    """The ERP lines per commercetools line: an item (or shipping) line and its discount line."""
+    groups: list[list[Any]] = []
+    for line in draft.lines:
+        if line.kind == "discount" and line.description.startswith("Discount: ") and groups:
+            groups[-1].append(line)
+        elif line.kind != "discount":
+            groups.append([line])
+    return groups
+
+
+def _check_lines(order: Order, mapping: SalesOrderMapping = MAPPING) -> Any:
+    draft = to_sales_order(order, mapping)
     assert draft.lines_add_up()
+    # Each commercetools line is exactly its ERP line plus its discount line, to the minor unit.
+    items = [g for g in _line_groups(draft) if g[0].kind == "item"]
+    assert len(items) == len(order.line_items)
+    for source, group in zip(order.line_items, items, strict=True):
+        own = source.taxed_price
+        assert sum(x.net_minor for x in group) == own.total_net.cent_amount, (source, group)
+        assert sum(x.tax_minor for x in group) == own.total_tax.cent_amount, (source, group)
+        assert sum(x.gross_minor for x in group) == own.total_gross.cent_amount, (source, group)
+    shipping = [g for g in _line_groups(draft) if g[0].kind == "shipping"]
+    if order.shipping_info is not None and shipping:
+        own = order.shipping_info.taxed_price
+        assert sum(x.net_minor for x in shipping[0]) == own.total_net.cent_amount
+        assert sum(x.gross_minor for x in shipping[0]) == own.total_gross.cent_amount
     taxed = order.taxed_price
     assert draft.totals.net_minor == taxed.total_net.cent_amount
     assert draft.totals.gross_minor == taxed.total_gross.cent_amount

@@ -188,6 +188,17 @@ def _erp_copy(source, **changes):
     return replace(erp_order_fact(erp_sales_order(source), RATES), **changes)
 
 
+def _fails_the_zero_variance_check(result, document: str) -> None:
+    from ct_pipelines.defs.finance.logic.checks import variance_verdict
+
+    passed, metadata = variance_verdict(
+        totals_frame(result.totals), variances_frame(result.variances), tolerance_minor=0
+    )
+    assert not passed and metadata["days_over_tolerance"] == 1
+    assert document in set(metadata["variances"]["document"])
+    assert metadata["variance_abs_minor_GBP"] > 0
+
+
 def test_the_same_document_twice_in_the_erp_is_a_duplicate_with_its_amount() -> None:
     sources, facts = _day("GBP")
     first = _erp_copy(sources[0])
@@ -200,6 +211,7 @@ def test_the_same_document_twice_in_the_erp_is_a_duplicate_with_its_amount() -> 
     assert dup["orders"].variance_minor == 1
     assert "SO-dup" in dup["gross"].detail
     assert _total(result, "GBP", "gross").variance_minor == facts[0].gross_minor
+    _fails_the_zero_variance_check(result, "GBP-0")
 
 
 def test_two_documents_for_one_order_are_reported() -> None:
@@ -212,6 +224,7 @@ def test_two_documents_for_one_order_are_reported() -> None:
     gross = next(v for v in found if v.metric == "gross")
     assert gross.variance_minor == facts[0].gross_minor
     assert "GBP-0" in gross.detail
+    _fails_the_zero_variance_check(result, second.document)
 
 
 def test_offsetting_variances_are_still_variances_and_fail_the_check() -> None:
