@@ -1,15 +1,25 @@
-"""Page N sandbox orders through the real commercetools client; print orders/s and peak memory.
+"""Page N sandbox orders over HTTP: the client with typed models against a bare httpx loop.
 
-Throughput is timed without memory tracing (tracemalloc slows Python several times). The
-baseline, measured in the same run on the same data, is a direct read of the sandbox's order
-documents from its database (no HTTP, no paging, no models): the ratio says what the client's
-keyset paging, HTTP handling and validation cost on top of reading the rows.
+The sandbox serves its commercetools API over real HTTP from a separate process (a threaded
+wsgiref server), and both readers page every order through it in the same run:
 
-Flat memory is shown by tracing the peak while streaming a fifth of the orders and then half
-of them: a streaming client's peak does not grow with the number of orders (one page at a time),
-a client that collects everything grows in proportion.
+- **bare**: plain ``httpx`` + stdlib ``json``, the same keyset requests (``sort=id asc``,
+  ``where=id > :lastId``, ``withTotal=false``, the client's default ``expand``), dicts only;
+- **client**: ``CommercetoolsClient.iter_orders`` (keyset paging, retries, token handling) into
+  typed ``Order`` models (money included);
+- **client dicts**: ``CommercetoolsClient.query_all("orders")``, the same paging without models.
 
-    .venv/bin/python bench/page_orders.py --orders 25000
+Each reader runs ``--rounds`` times, alternating, and its best round counts (the machine is
+shared: alternating keeps both exposed to the same load). Ratios are orders/s of the client
+over the bare loop's; wall-clock is the acceptance figure. CPU seconds are shown as well, of
+the reader (this process) and of the server process while that reader ran: on a loaded
+machine wall-clock follows the CPU both spend, so "both" is the steadier comparison.
+
+Flat memory: the traced peak (tracemalloc) while streaming a fifth of the orders and then half
+of them; a streaming client's peak does not grow with the number of orders (one page at a
+time), a client that collects everything would grow in proportion (shown by holding them).
+
+    nice .venv/bin/python bench/page_orders.py --orders 25000 [--rounds 3] [--page-size 500]
 """
 
 from __future__ import annotations
@@ -17,20 +27,33 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sqlite3
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
+
+SERVER = """
+import sys, time
+from ct_sandbox import SandboxWorld
+from ct_sandbox.transport import start_server
+world = SandboxWorld.open(sys.argv[1])
+running = start_server(world.commercetools_app())
+print(running.url, flush=True)
+while True:
+    time.sleep(3600)
+"""
 
 
-def _timed(label: str, count_fn: Callable[[], int]) -> tuple[int, float]:
-    started = time.perf_counter()
-    count = count_fn()
-    seconds = time.perf_counter() - started
-    print(f"  {label:<46} {count:>7} orders {seconds:7.2f} s {count / seconds:9.0f} orders/s")
-    return count, seconds
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak(items: Callable[[], Iterable[object]], n: int, keep: bool) -> float:
@@ -45,57 +68,133 @@ def _peak(items: Callable[[], Iterable[object]], n: int, keep: bool) -> float:
     return peak / 2**20
 
 
+def bare_loop(url: str, settings: Any, page_size: int, expand: tuple[str, ...]) -> int:
+    """The least a reader can do: one token, keyset pages, ``json.loads``, count the dicts."""
+    import httpx
+
+    with httpx.Client(timeout=65.0) as http:
+        token = http.post(
+            settings.token_url,
+            data={"grant_type": "client_credentials", "scope": " ".join(settings.scopes)},
+            auth=(settings.client_id, settings.client_secret.get_secret_value()),
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        count = 0
+        last_id: str | None = None
+        while True:
+            params: list[tuple[str, str]] = []
+            if last_id is not None:
+                params += [("where", "id > :lastId"), ("var.lastId", last_id)]
+            params += [("sort", "id asc"), ("limit", str(page_size))]
+            params += [("expand", e) for e in expand] + [("withTotal", "false")]
+            response = http.get(f"{settings.project_url}/orders", params=params, headers=headers)
+            response.raise_for_status()
+            results = json.loads(response.content)["results"]
+            count += len(results)
+            if len(results) < page_size:
+                return count
+            last_id = results[-1]["id"]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=25_000)
     parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    from pydantic import SecretStr
+
     from ct_pipelines.commercetools import CommercetoolsClient
+    from ct_pipelines.commercetools.client import DEFAULT_ORDER_EXPAND
+    from ct_pipelines.commercetools.settings import CommercetoolsSettings
     from ct_pipelines.defs.resources import sandbox_settings
     from ct_sandbox import SandboxWorld
 
     with tempfile.TemporaryDirectory() as tmp:
         world = SandboxWorld.open(Path(tmp))
         world.bulk_orders(args.orders)
-        db_path = Path(tmp) / "world.db"
-        client = CommercetoolsClient(sandbox_settings(), transport=world.commercetools_transport())
-        print(
-            f"bench/page_orders.py: {args.orders} bulk orders plus the seeded shop, page size {args.page_size}"
-        )
-
-        def baseline() -> int:
-            connection = sqlite3.connect(db_path)
-            rows = connection.execute(
-                "select body from ct_documents where resource = 'orders' order by id"
-            )
-            count = sum(1 for (body,) in rows if json.loads(body))
-            connection.close()
-            return count
-
-        def streamed() -> int:
-            return sum(1 for _ in client.iter_orders(page_size=args.page_size))
-
-        base_n, base_s = _timed("baseline: direct read of the documents", baseline)
-        n, seconds = _timed("client: keyset paging, typed Order models", streamed)
-        assert n == base_n, (n, base_n)
-
-        fifth, half = max(1, n // 5), max(1, n // 2)
-        stream = lambda: client.iter_orders(page_size=args.page_size)  # noqa: E731
-        stream_fifth, stream_half = _peak(stream, fifth, False), _peak(stream, half, False)
-        held_fifth, held_half = _peak(stream, fifth, True), _peak(stream, half, True)
-        print()
-        print(
-            f"  throughput: {n / seconds:,.0f} orders/s = {(n / seconds) / (base_n / base_s):.2f} x the baseline's {base_n / base_s:,.0f}"
-        )
-        print(
-            f"  peak memory streaming {fifth} / {half} orders: {stream_fifth:.1f} / {stream_half:.1f} MiB (x{stream_half / stream_fifth:.2f})"
-        )
-        print(
-            f"  peak memory holding   {fifth} / {half} orders: {held_fifth:.1f} / {held_half:.1f} MiB (x{held_half / held_fifth:.2f})"
-        )
-        client.close()
+        total = world.documents.count("orders")
         world.close()
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, tmp], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().strip()
+            local = sandbox_settings()
+            settings = CommercetoolsSettings(
+                project_key=local.project_key,
+                client_id=local.client_id,
+                client_secret=SecretStr(local.client_secret.get_secret_value()),
+                auth_url=url,
+                api_url=url,
+                scopes=local.scopes,
+            )
+            print(
+                f"bench/page_orders.py: {total:,} orders ({args.orders:,} bulk plus the seeded "
+                f"shop) over HTTP from {url}, page size {args.page_size}, best of {args.rounds}"
+            )
+            client = CommercetoolsClient(settings)
+
+            readers: dict[str, Callable[[], int]] = {
+                "bare": lambda: bare_loop(url, settings, args.page_size, DEFAULT_ORDER_EXPAND),
+                "client": lambda: sum(1 for _ in client.iter_orders(page_size=args.page_size)),
+                "client dicts": lambda: sum(
+                    1
+                    for _ in client.query_all(
+                        "orders", expand=DEFAULT_ORDER_EXPAND, page_size=args.page_size
+                    )
+                ),
+            }
+            best: dict[str, tuple[float, float, float]] = {}
+            for _ in range(args.rounds):
+                for name, read in readers.items():
+                    server_cpu = _cpu_of(server.pid)
+                    started, cpu = time.perf_counter(), time.process_time()
+                    count = read()
+                    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                    server_cpu = _cpu_of(server.pid) - server_cpu
+                    assert count == total, (name, count, total)
+                    if name not in best or wall < best[name][0]:
+                        best[name] = (wall, cpu, server_cpu)
+            print()
+            print(
+                "  reader        wall s  orders/s  x bare  |  CPU s: reader  server  "
+                "both  x bare (both)"
+            )
+            bare_wall, bare_cpu, bare_server = best["bare"]
+            for name, (wall, cpu, server_cpu) in best.items():
+                print(
+                    f"  {name:<13} {wall:6.2f} {total / wall:9,.0f} {bare_wall / wall:7.2f}  |"
+                    f"  {cpu:14.2f} {server_cpu:7.2f} {cpu + server_cpu:5.2f}"
+                    f"  {(bare_cpu + bare_server) / (cpu + server_cpu):6.2f}"
+                )
+
+            n = total
+            fifth, half = max(1, n // 5), max(1, n // 2)
+            stream = lambda: client.iter_orders(page_size=args.page_size)  # noqa: E731
+            stream_fifth, stream_half = _peak(stream, fifth, False), _peak(stream, half, False)
+            held_fifth, held_half = _peak(stream, fifth, True), _peak(stream, half, True)
+            print()
+            print(
+                f"  client, typed models: {total / best['client'][0]:,.0f} orders/s = "
+                f"{bare_wall / best['client'][0]:.2f} x the bare loop's {total / bare_wall:,.0f}"
+            )
+            print(
+                f"  peak memory streaming {fifth} / {half} orders: {stream_fifth:.1f} / "
+                f"{stream_half:.1f} MiB (x{stream_half / stream_fifth:.2f})"
+            )
+            print(
+                f"  peak memory holding   {fifth} / {half} orders: {held_fifth:.1f} / "
+                f"{held_half:.1f} MiB (x{held_half / held_fifth:.2f})"
+            )
+            client.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 if __name__ == "__main__":

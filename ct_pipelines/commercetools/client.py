@@ -10,20 +10,31 @@ What it gets right that a naive client does not (see docs/ and the API reference
 - 429/502/503/504 and lost connections are retried with backoff (``ct_pipelines.lib.retry``).
 - The bearer token is renewed before it expires and once after a 401; it never reaches logs,
   reprs or exception messages.
+- Typed iterators decode each page's bytes straight into models (one pydantic-core pass over
+  the JSON, no intermediate dicts); a page that does not validate is re-read document by
+  document, so the documents before the bad one still arrive and the error names the bad one.
+  The garbage collector is paused while a page is decoded: decoding allocates hundreds of
+  thousands of objects that all stay alive, so collections during it find nothing and cost
+  more than the decoding itself.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cache
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ct_pipelines.commercetools.auth import DEFAULT_RENEW_MARGIN, TokenProvider
 from ct_pipelines.commercetools.errors import (
@@ -67,6 +78,53 @@ Params = list[tuple[str, str]]
 VariableValue = str | int | float | bool | Sequence[str | int | float | bool]
 M = TypeVar("M", bound=BaseModel)
 Rebuild = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
+
+
+T = TypeVar("T")
+
+
+class _Page(BaseModel, Generic[M]):
+    """A query response's ``results`` (``limit``, ``offset``, ``count`` are not needed)."""
+
+    results: list[M]
+
+
+@cache
+def _page_adapter(model: type[BaseModel]) -> TypeAdapter[_Page[Any]]:
+    return TypeAdapter(_Page[model])  # type: ignore[valid-type]
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while decoding a page (thread-safe, nestable; it is
+    enabled again only if it was enabled when the first pause began)."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+class _InvalidDocument(Exception):
+    """A page with a document that does not validate: the valid ones before it, and the error."""
+
+    def __init__(self, valid: list[Any], error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.valid = valid
+        self.error = error
 
 
 def _as_list(value: Sequence[str] | str | None) -> list[str]:
@@ -286,6 +344,32 @@ class CommercetoolsClient:
         Repeated ``where`` predicates are ANDed by the API. ``variables`` become ``var.<name>``
         parameters (a sequence value repeats the parameter, for ``in :skus``).
         """
+        return self.get(
+            resource,
+            self._query_params(
+                where=where,
+                variables=variables,
+                sort=sort,
+                limit=limit,
+                offset=offset,
+                expand=expand,
+                with_total=with_total,
+                params=params,
+            ),
+        )
+
+    @staticmethod
+    def _query_params(
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        sort: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        expand: Sequence[str] | str | None = None,
+        with_total: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Params:
         if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be between 0 and {MAX_PAGE_SIZE}, got {limit}")
         if offset is not None and not 0 <= offset <= MAX_OFFSET:
@@ -309,7 +393,7 @@ class CommercetoolsClient:
         if with_total is not None:
             query.append(("withTotal", _param_value(with_total)))
         query.extend(_params(params) or [])
-        return self.get(resource, query)
+        return query
 
     def query_all(
         self,
@@ -328,20 +412,93 @@ class CommercetoolsClient:
         to the caller's predicates. Stops at the first page shorter than ``page_size``.
         Never uses ``offset``. Results are in id order; do not rely on any other order.
         """
+        for page in self._pages(
+            resource,
+            _decode_dicts,
+            _dict_id,
+            where=where,
+            variables=variables,
+            expand=expand,
+            page_size=page_size,
+            params=params,
+        ):
+            yield from page
+
+    def query_all_models(
+        self,
+        model: type[M],
+        resource: str,
+        *,
+        where: Sequence[str] | str | None = None,
+        variables: Mapping[str, VariableValue] | None = None,
+        expand: Sequence[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[M]:
+        """:meth:`query_all` decoded into ``model``: each page's bytes validated in one pass.
+
+        One page at a time (memory stays flat). A document that does not validate raises
+        its ``ValidationError`` after the documents before it have been yielded (as validating
+        them one by one would).
+        """
+        adapter = _page_adapter(model)
+
+        def decode(content: bytes) -> list[M]:
+            try:
+                return adapter.validate_json(content).results
+            except ValidationError:
+                pass
+            # Find the bad document: validate the page one document at a time.
+            valid: list[M] = []
+            for doc in _decode_dicts(content):
+                try:
+                    valid.append(model.model_validate(doc))
+                except ValidationError as error:
+                    raise _InvalidDocument(valid, error) from None
+            return valid  # pragma: no cover - the page failed, so some document does
+
+        try:
+            for page in self._pages(
+                resource,
+                decode,
+                _model_id,
+                where=where,
+                variables=variables,
+                expand=expand,
+                page_size=page_size,
+                params=params,
+            ):
+                yield from page
+        except _InvalidDocument as invalid:
+            yield from invalid.valid
+            raise invalid.error from None
+
+    def _pages(
+        self,
+        resource: str,
+        decode: Callable[[bytes], list[T]],
+        id_of: Callable[[T], str],
+        *,
+        where: Sequence[str] | str | None,
+        variables: Mapping[str, VariableValue] | None,
+        expand: Sequence[str] | str | None,
+        page_size: int,
+        params: Mapping[str, Any] | None,
+    ) -> Iterator[list[T]]:
+        """Keyset pages, each decoded with the garbage collector paused."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
         caller_variables = dict(variables or {})
         if _CURSOR_VARIABLE in caller_variables:
             raise ValueError(f"query variable {_CURSOR_VARIABLE!r} is reserved for paging")
         predicates = _as_list(where)
-        last_id: str | None = None
-        while True:
+
+        def fetch(last_id: str | None) -> bytes:
             page_where, page_variables = predicates, caller_variables
             if last_id is not None:
                 page_where = [*predicates, f"id > :{_CURSOR_VARIABLE}"]
                 page_variables = {**caller_variables, _CURSOR_VARIABLE: last_id}
-            results: list[dict[str, Any]] = self.query(
-                resource,
+            query = self._query_params(
                 where=page_where,
                 variables=page_variables,
                 sort="id asc",
@@ -349,15 +506,23 @@ class CommercetoolsClient:
                 expand=expand,
                 with_total=False,
                 params=params,
-            )["results"]
+            )
+            return self._send("GET", resource, params=query).content
+
+        content = fetch(None)
+        while True:
+            with _gc_paused():
+                results = decode(content)
+            del content
             if not results:
                 return
-            last_id = str(results[-1]["id"])
+            last_id = id_of(results[-1])
             short = len(results) < page_size
-            yield from results
+            yield results
             del results  # let the page go before the next one arrives
             if short:
                 return
+            content = fetch(last_id)
 
     def update(
         self,
@@ -425,11 +590,8 @@ class CommercetoolsClient:
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[Order]:
         """Orders with their payments expanded by default (for payment-based eligibility)."""
-        return _typed(
-            Order,
-            self.query_all(
-                "orders", where=where, variables=variables, expand=expand, page_size=page_size
-            ),
+        return self.query_all_models(
+            Order, "orders", where=where, variables=variables, expand=expand, page_size=page_size
         )
 
     def iter_payments(
@@ -439,9 +601,8 @@ class CommercetoolsClient:
         variables: Mapping[str, VariableValue] | None = None,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[Payment]:
-        return _typed(
-            Payment,
-            self.query_all("payments", where=where, variables=variables, page_size=page_size),
+        return self.query_all_models(
+            Payment, "payments", where=where, variables=variables, page_size=page_size
         )
 
     def iter_inventory(
@@ -452,11 +613,13 @@ class CommercetoolsClient:
         expand: Sequence[str] | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[InventoryEntry]:
-        return _typed(
+        return self.query_all_models(
             InventoryEntry,
-            self.query_all(
-                "inventory", where=where, variables=variables, expand=expand, page_size=page_size
-            ),
+            "inventory",
+            where=where,
+            variables=variables,
+            expand=expand,
+            page_size=page_size,
         )
 
     def iter_channels(
@@ -465,7 +628,7 @@ class CommercetoolsClient:
         where: Sequence[str] | str | None = None,
         variables: Mapping[str, VariableValue] | None = None,
     ) -> Iterator[Channel]:
-        return _typed(Channel, self.query_all("channels", where=where, variables=variables))
+        return self.query_all_models(Channel, "channels", where=where, variables=variables)
 
     def iter_products(
         self,
@@ -474,9 +637,8 @@ class CommercetoolsClient:
         variables: Mapping[str, VariableValue] | None = None,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[Product]:
-        return _typed(
-            Product,
-            self.query_all("products", where=where, variables=variables, page_size=page_size),
+        return self.query_all_models(
+            Product, "products", where=where, variables=variables, page_size=page_size
         )
 
     def iter_product_projections(
@@ -489,20 +651,18 @@ class CommercetoolsClient:
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[ProductProjection]:
         """Published current data (``staged=False``) or staged data of every product."""
-        return _typed(
+        return self.query_all_models(
             ProductProjection,
-            self.query_all(
-                "product-projections",
-                where=where,
-                variables=variables,
-                expand=expand,
-                page_size=page_size,
-                params={"staged": staged},
-            ),
+            "product-projections",
+            where=where,
+            variables=variables,
+            expand=expand,
+            page_size=page_size,
+            params={"staged": staged},
         )
 
     def iter_tax_categories(self) -> Iterator[TaxCategory]:
-        return _typed(TaxCategory, self.query_all("tax-categories"))
+        return self.query_all_models(TaxCategory, "tax-categories")
 
     def get_order(
         self, id: str, *, expand: Sequence[str] | str | None = DEFAULT_ORDER_EXPAND
@@ -519,9 +679,17 @@ class CommercetoolsClient:
         return Order.model_validate(doc) if doc is not None else None
 
 
-def _typed(model: type[M], docs: Iterator[dict[str, Any]]) -> Iterator[M]:
-    for doc in docs:
-        yield model.model_validate(doc)
+def _decode_dicts(content: bytes) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = json.loads(content)["results"]
+    return results
+
+
+def _dict_id(doc: dict[str, Any]) -> str:
+    return str(doc["id"])
+
+
+def _model_id(model: BaseModel) -> str:
+    return str(model.id)  # type: ignore[attr-defined]
 
 
 def _resource_path(resource: str, id: str) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 LocalizedString = dict[str, str]
 
@@ -113,12 +114,32 @@ class TaxCalculationMode(StrEnum):
 # --- money -----------------------------------------------------------------------------------
 
 
+def _money_draft(data: Any) -> Any:
+    """Money drafts (``{centAmount, currencyCode}``) omit ``fractionDigits``: cent precision
+    implies the currency's default. Only reached for input that is neither API money form."""
+    if isinstance(data, dict) and "fractionDigits" not in data and "fraction_digits" not in data:
+        currency = str(data.get("currencyCode") or data.get("currency_code") or "").upper()
+        if (
+            data.get("type", "centPrecision") == "centPrecision"
+            and currency in CURRENCY_FRACTION_DIGITS
+        ):
+            return {**data, "fractionDigits": CURRENCY_FRACTION_DIGITS[currency]}
+    return data
+
+
 class TypedMoney(CtModel):
     """A ``CentPrecisionMoney`` or ``HighPrecisionMoney``.
 
     ``centAmount`` is in the currency's minor units at ``fractionDigits`` (cent precision).
     High precision adds ``preciseAmount`` in units of 10**-fractionDigits, where
     ``fractionDigits`` exceeds the currency's own digits; its ``centAmount`` is still present.
+
+    Validation happens in pydantic's core, with no Python code per amount: a ``TypedMoney``
+    field (or ``TypedMoney.model_validate``) is the union of :class:`CentPrecisionMoney` and
+    :class:`HighPrecisionMoney` (which requires ``preciseAmount``), tried in that order;
+    ``fractionDigits`` must not be negative. A money *draft* without ``fractionDigits`` (and
+    without ``type``, or cent precision) gets the currency's default digits, the only case in
+    which a Python function runs.
 
     Conversions never use float:
 
@@ -130,37 +151,30 @@ class TypedMoney(CtModel):
       client may have supplied either neighbouring rounding in the draft.
     """
 
+    # Built on first use: the schema names the two subclasses, defined below.
+    model_config = ConfigDict(defer_build=True)
+
     type: Literal["centPrecision", "highPrecision"] = "centPrecision"
     currency_code: str
     cent_amount: int
-    fraction_digits: int
+    fraction_digits: Annotated[int, Field(ge=0)]
     precise_amount: int | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _default_fraction_digits(cls, data: Any) -> Any:
-        # Money drafts ({centAmount, currencyCode}) omit fractionDigits; cent precision implies
-        # the currency's default.
-        if (
-            isinstance(data, dict)
-            and "fractionDigits" not in data
-            and "fraction_digits" not in data
-        ):
-            currency = str(data.get("currencyCode") or data.get("currency_code") or "").upper()
-            if (
-                data.get("type", "centPrecision") == "centPrecision"
-                and currency in CURRENCY_FRACTION_DIGITS
-            ):
-                data = {**data, "fractionDigits": CURRENCY_FRACTION_DIGITS[currency]}
-        return data
-
-    @model_validator(mode="after")
-    def _check_precision(self) -> TypedMoney:
-        if self.type == "highPrecision" and self.precise_amount is None:
-            raise ValueError("highPrecision money without preciseAmount")
-        if self.fraction_digits < 0:
-            raise ValueError("fractionDigits must not be negative")
-        return self
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        if cls is not TypedMoney:
+            return handler(source)
+        cent = handler.generate_schema(CentPrecisionMoney)
+        return core_schema.union_schema(
+            [
+                cent,
+                handler.generate_schema(HighPrecisionMoney),
+                core_schema.no_info_before_validator_function(_money_draft, cent),
+            ],
+            mode="left_to_right",
+        )
 
     @property
     def currency_digits(self) -> int:
@@ -177,7 +191,8 @@ class TypedMoney(CtModel):
     def to_decimal(self) -> Decimal:
         """The exact amount in major units (1.23 for 123 pence)."""
         if self.type == "highPrecision":
-            assert self.precise_amount is not None  # checked by the validator
+            if self.precise_amount is None:
+                raise ValueError("highPrecision money without preciseAmount")
             return Decimal(self.precise_amount).scaleb(-self.fraction_digits)
         return Decimal(self.cent_amount).scaleb(-self.fraction_digits)
 
@@ -188,6 +203,15 @@ class TypedMoney(CtModel):
         digits = self.currency_digits
         rounded = self.to_decimal().quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
         return int(rounded.scaleb(digits))
+
+
+class CentPrecisionMoney(TypedMoney):
+    type: Literal["centPrecision"] = "centPrecision"
+
+
+class HighPrecisionMoney(TypedMoney):
+    type: Literal["highPrecision"]
+    precise_amount: int
 
 
 # --- references and common types ------------------------------------------------------------
@@ -596,6 +620,7 @@ __all__ = [
     "CURRENCY_FRACTION_DIGITS",
     "Address",
     "Attribute",
+    "CentPrecisionMoney",
     "Channel",
     "ChannelReference",
     "ChannelRole",
@@ -604,6 +629,7 @@ __all__ = [
     "CustomLineItem",
     "Delivery",
     "DeliveryItem",
+    "HighPrecisionMoney",
     "InventoryEntry",
     "ItemState",
     "KeyReference",

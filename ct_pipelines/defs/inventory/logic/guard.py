@@ -194,12 +194,9 @@ def judge(
         changes_by_channel: dict[str, list[Change]] = {}
         for change in kept:
             changes_by_channel.setdefault(change.channel, []).append(change)
-        stocked: dict[str, list[int]] = {}
-        for (_sku, ch), entry in current.entries.items():
-            if entry.quantity_on_stock > 0:
-                stocked.setdefault(ch, []).append(entry.quantity_on_stock)
+        stocked = current.table.stocked_by_channel()
         for channel in sorted(plan.per_channel):
-            on_stock = stocked.get(channel, [])
+            entries_with_stock, units_on_stock = stocked.get(channel, (0, 0))
             zeroed = [
                 c
                 for c in changes_by_channel.get(channel, [])
@@ -212,9 +209,9 @@ def judge(
             )
             report = ChannelRemoval(
                 channel=channel,
-                entries_with_stock=len(on_stock),
+                entries_with_stock=entries_with_stock,
                 entries_zeroed=len(zeroed),
-                units_on_stock=sum(on_stock),
+                units_on_stock=units_on_stock,
                 units_removed=removed,
                 zeroed_skus=tuple(sorted(c.sku for c in zeroed)[:n]),
             )

@@ -258,6 +258,21 @@ class InventoryRules:
                 return specific
         return self._channel_buffer[channel]
 
+    @property
+    def channel_buffers(self) -> Mapping[str, Buffer]:
+        """The buffer of each mapped channel (its own, else ``default_buffer``)."""
+        return self._channel_buffer
+
+    @property
+    def sku_buffers(self) -> Mapping[str, Buffer]:
+        """SKU -> buffer in every channel (``sku_buffers`` without a channel)."""
+        return self._sku_any
+
+    @property
+    def sku_channel_buffers(self) -> Mapping[tuple[str, str], Buffer]:
+        """(SKU, channel key) -> buffer in that channel only."""
+        return self._sku_channel
+
     def describe(self) -> dict[str, Any]:
         """A summary for asset metadata."""
         return {
