@@ -4,7 +4,9 @@ What each port method reads or writes (docs/erp-adapters.md has the whole table)
 
 - items: ``product.product`` of type goods; ``code`` is the SKU and the item number, the list
   price is kept VAT inclusive (the shop's prices are), the first customer tax of the product's
-  accounting category gives the VAT code (``TrytonSettings.tax_codes``, by tax name).
+  accounting category gives the VAT code (``TrytonSettings.tax_codes``, by tax name); the
+  variant's description carries the attributes (``product_key``, colour, size) and the prices
+  in other currencies (master_data: Tryton's attribute and price-list modules are not used).
 - stock: quantities per warehouse (``stock.location`` of type warehouse, by ``code``), read with
   ``product.product`` in the context ``locations=[warehouse]``; ``reserved`` is what assigned
   outgoing moves hold (``quantity`` minus the quantity with ``stock_assign``).
@@ -56,6 +58,7 @@ from ct_pipelines.erp.port import (
     StockMovement,
     StockMovementPage,
 )
+from ct_pipelines.erp.tryton.master_data import split_description
 from ct_pipelines.erp.tryton.rpc import TrytonRpc
 
 PAGE = 500
@@ -273,11 +276,13 @@ class TrytonErpClient:
             price = Decimal(template.get("list_price") or row.get("list_price") or 0)
             minor = _minor(price, digits)
             exact = price if price != _major(minor, digits) else None
+            description, attributes, other_prices = split_description(row.get("description"))
             yield ErpItem(
                 item_no=row["code"],
                 sku=row["code"],
                 name=template.get("name") or row["rec_name"],
-                description=row.get("description") or None,
+                description=description,
+                attributes=attributes,
                 prices=[
                     ErpPrice(
                         currency=currency_code,
@@ -285,7 +290,12 @@ class TrytonErpClient:
                         fraction_digits=digits,
                         precise_amount=exact,
                         country="GB",
-                    )
+                    ),
+                    *(
+                        ErpPrice.model_validate(price)
+                        for price in other_prices
+                        if price.get("currency") != currency_code
+                    ),
                 ],
                 tax_code=self._code_of_tax(
                     (template.get("account_category.") or {}).get("customer_taxes_used") or []
@@ -504,12 +514,14 @@ class TrytonErpClient:
         )
 
     def find_sales_order(self, external_document_number: str) -> ErpSalesOrder | None:
+        """The confirmed sale with this reference. A draft or quotation (a process killed between
+        create and confirm) is not an order yet: None, so the caller's upsert finishes it."""
         rows = [
             row
             for row in self._sales([("reference", "=", external_document_number)])
             if row["state"] != "cancelled"
         ]
-        if not rows:
+        if not rows or rows[0]["state"] in ("draft", "quotation"):
             return None
         return self._to_sales_order(rows[0])
 
