@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -144,6 +145,8 @@ class TrytonErpClient:
         self._warehouse_of: dict[int, str | None] | None = None
         self._taxes: dict[str, int] | None = None
         self._tax_code_of: dict[int, str] | None = None
+        # Two orders of one new customer exported at once must not both create its party.
+        self._party_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TrytonErpClient(url={self.settings.url!r}, database={self.settings.database!r})"
@@ -612,29 +615,58 @@ class TrytonErpClient:
             self.rpc.model("sale.sale", "quote", [sale_id])
         self.rpc.model("sale.sale", "confirm", [sale_id])
 
-    def _party(self, customer: SalesOrderCustomer) -> tuple[int, int]:
-        """(party id, address id) of the customer, created on first use."""
+    def _find_party(self, ref: str) -> tuple[int, int] | None:
         rows = self.rpc.search_read(
             "party.party",
-            [("code", "=", customer.ref)],
+            [("code", "=", ref)],
             ["addresses"],
             context={"active_test": False},
         )
         if rows and rows[0]["addresses"]:
             return int(rows[0]["id"]), int(rows[0]["addresses"][0])
-        address: dict[str, Any] = {}
-        if customer.country:
-            countries = self.rpc.search_read(
-                "country.country", [("code", "=", customer.country)], ["id"]
+        return None
+
+    def _party(self, customer: SalesOrderCustomer) -> tuple[int, int]:
+        """(party id, address id) of the customer, created on first use. Creation is locked
+        within this client; another process creating it first (Tryton's unique code refuses
+        the second) is read back."""
+        found = self._find_party(customer.ref)
+        if found is not None:
+            return found
+        with self._party_lock:
+            found = self._find_party(customer.ref)
+            if found is not None:
+                return found
+            address: dict[str, Any] = {}
+            if customer.country:
+                countries = self.rpc.search_read(
+                    "country.country", [("code", "=", customer.country)], ["id"]
+                )
+                if countries:
+                    address["country"] = countries[0]["id"]
+            try:
+                self.rpc.model(
+                    "party.party",
+                    "create",
+                    [
+                        {
+                            "name": customer.ref,
+                            "code": customer.ref,
+                            "addresses": [["create", [address]]],
+                        }
+                    ],
+                )
+            except ErpValidationError:
+                found = self._find_party(customer.ref)
+                if found is None:
+                    raise
+                return found
+            found = self._find_party(customer.ref)
+        if found is None:
+            raise ErpValidationError(
+                None, "PartyNotCreated", f"party {customer.ref!r} has no address after create"
             )
-            if countries:
-                address["country"] = countries[0]["id"]
-        created = self.rpc.model(
-            "party.party",
-            "create",
-            [{"name": customer.ref, "code": customer.ref, "addresses": [["create", [address]]]}],
-        )
-        return self._party(customer) if created else (0, 0)
+        return found
 
     def _create_sale(self, order: SalesOrderDraft, idempotency_key: str) -> int:
         if not order.lines:

@@ -64,6 +64,8 @@ SERVICE_ITEMS = {
     "ENGRAVING": ("Personal engraving", "S"),
 }
 ADMIN_USER = "admin"
+# Records per create/do call: SQLite's parser overflows on the validation query of a few hundred.
+CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -397,8 +399,8 @@ def configure_shop(
                 ],
             }
         )
-    for start in range(0, len(values), 200):
-        Template._proxy.create(values[start : start + 200], cfg.context)
+    for start in range(0, len(values), CHUNK):
+        Template._proxy.create(values[start : start + CHUNK], cfg.context)
     Product = Model.get("product.product")
     for row in Product._proxy.search_read(
         [("code", "!=", None)], 0, None, None, ["code"], {**cfg.context, "active_test": False}
@@ -425,8 +427,8 @@ def configure_shop(
         for (sku, location), quantity in sorted(stock.items())
         if sku in product_ids and location in storage_of
     ]
-    for start in range(0, len(moves), 500):
-        ids = Move._proxy.create(moves[start : start + 500], cfg.context)
+    for start in range(0, len(moves), CHUNK):
+        ids = Move._proxy.create(moves[start : start + CHUNK], cfg.context)
         Move._proxy.do(ids, cfg.context)
 
     PackageType = Model.get("stock.package.type")
@@ -456,10 +458,14 @@ def setup_shop(
     shop = write_shop(directory / "shop.json", items, stock)
     result = subprocess.run(
         [sys.executable, "-m", "ct_pipelines.erp.tryton.setup", str(config), database, str(shop)],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"setting up the Tryton shop {database} failed ({result.returncode}): "
+            + "\n".join(result.stderr.strip().splitlines()[-15:])
+        )
     return {"config": str(config), "database": database, "output": result.stdout.strip()}
 
 

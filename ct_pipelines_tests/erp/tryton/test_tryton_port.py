@@ -191,3 +191,23 @@ def test_journal_batch_posted_once(tryton_port) -> None:
     )
     with pytest.raises(ErpConflictError):
         tryton_port.post_journal_batch(other)
+
+
+def test_two_orders_of_a_new_customer_at_once_share_one_party(tryton_port) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sku = _goods_sku(tryton_port)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    drafts = [
+        _draft(f"WEB-{uuid.uuid4().hex[:8]}", sku).model_copy(
+            update={"customer": SalesOrderCustomer(ref=customer, country="GB")}
+        )
+        for _ in range(4)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        orders = list(
+            pool.map(lambda d: tryton_port.upsert_sales_order(d, idempotency_key="k"), drafts)
+        )
+    assert {order.status for order in orders} == {"released"}
+    parties = tryton_port.rpc.search_read("party.party", [("code", "=", customer)], ["id"])
+    assert len(parties) == 1
