@@ -23,6 +23,7 @@ Additions beyond the contract:
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -131,6 +132,21 @@ class _Holder:
 
 
 def _normalise(path: str | os.PathLike[str]) -> str:
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        # Every request opens its thread's connection through here: resolving the same absolute
+        # path again (several lstat calls each time) cost more than the request's own queries.
+        return _resolved(text)
+    return str(Path(text).resolve())
+
+
+def normalise_path(path: str | os.PathLike[str]) -> str:
+    """The resolved path that identifies a database file in this process (cached)."""
+    return _normalise(path)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved(path: str) -> str:
     return str(Path(path).resolve())
 
 

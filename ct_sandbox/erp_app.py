@@ -49,6 +49,8 @@ CURRENCY_DIGITS = ISO_CURRENCY_DIGITS
 DEFAULT_WRITE_LIMIT = 4
 DEFAULT_LOCK_RETRY_AFTER_SECONDS = 1
 MAX_PAGE = 5000
+# Document numbers one bulk sales-order lookup may ask for (a URL stays well under 8 KiB).
+MAX_LOOKUP = 100
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ACCOUNT = re.compile(r"^[0-9A-Z][0-9A-Z-]{0,19}$")
 
@@ -177,7 +179,7 @@ _schema_ready: set[str] = set()
 def ensure_erp_schema(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     """This thread's connection, with the ERP tables created (once per process and file)."""
     conn = db.connect(db_path)
-    key = os.path.realpath(db_path)
+    key = db.normalise_path(db_path)
     if key not in _schema_ready:
         conn.executescript(SCHEMA)
         _schema_ready.add(key)
@@ -969,7 +971,11 @@ class ErpSandboxApp:
     def _sales_orders(
         self, conn: sqlite3.Connection, query: Mapping[str, list[str]]
     ) -> dict[str, Any]:
-        """One order date's sales orders with their lines, keyset-paged by sales order number."""
+        """One order date's sales orders with their lines, keyset-paged by sales order number;
+        or, with ``external_document_number`` (repeated, at most ``MAX_LOOKUP``), the sales
+        orders of those documents that exist (a bulk lookup: one request for a batch)."""
+        if "external_document_number" in query:
+            return self._sales_orders_by_document(conn, query["external_document_number"])
         order_date = self._date_param(query, "order_date")
         limit = self._limit(query)
         after = (query.get("cursor") or [""])[0]
@@ -987,6 +993,28 @@ class ErpSandboxApp:
             "sales_orders": [sales_order_json(conn, number) for number in numbers],
             "next_cursor": numbers[-1] if numbers else (after or None),
             "has_more": has_more,
+        }
+
+    @staticmethod
+    def _sales_orders_by_document(conn: sqlite3.Connection, documents: list[str]) -> dict[str, Any]:
+        wanted = list(dict.fromkeys(d for d in documents if d))
+        if not wanted:
+            raise _HttpError(400, "InvalidInput", "external_document_number must not be empty")
+        if len(wanted) > MAX_LOOKUP:
+            raise _HttpError(
+                400,
+                "InvalidInput",
+                f"at most {MAX_LOOKUP} external_document_number values per request",
+            )
+        rows = conn.execute(
+            "SELECT sales_order_no FROM erp_sales_orders WHERE external_document_number IN "
+            f"({','.join('?' * len(wanted))}) ORDER BY sales_order_no",
+            wanted,
+        ).fetchall()
+        return {
+            "sales_orders": [sales_order_json(conn, row[0]) for row in rows],
+            "next_cursor": None,
+            "has_more": False,
         }
 
     def _journal_batches(

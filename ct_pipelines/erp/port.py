@@ -250,6 +250,27 @@ class ErpPort(Protocol):
         ...
 
 
+def find_sales_orders(
+    port: ErpPort, external_document_numbers: Sequence[str]
+) -> dict[str, ErpSalesOrder]:
+    """The ERP's sales orders for those document numbers that exist, by document number.
+
+    In bulk where the adapter offers it (``find_sales_orders``, e.g. the REST adapter: one
+    request per batch); otherwise (e.g. Tryton) one ``find_sales_order`` per number. Not part of
+    the Protocol, so adapters without a bulk lookup stay valid ports.
+    """
+    bulk = getattr(port, "find_sales_orders", None)
+    if bulk is not None:
+        found: dict[str, ErpSalesOrder] = bulk(external_document_numbers)
+        return found
+    result: dict[str, ErpSalesOrder] = {}
+    for number in dict.fromkeys(external_document_numbers):
+        order = port.find_sales_order(number)
+        if order is not None:
+            result[number] = order
+    return result
+
+
 __all__ = [
     "ErpItem",
     "ErpPort",
@@ -270,4 +291,5 @@ __all__ = [
     "StockLevel",
     "StockMovement",
     "StockMovementPage",
+    "find_sales_orders",
 ]

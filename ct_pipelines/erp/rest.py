@@ -5,6 +5,7 @@ Routes (relative to ``base_url``):
   GET  /stock?location=..&cursor&limit        stock by location
   GET  /stock-movements?cursor&limit          movements after a cursor
   GET  /sales-orders?order_date=..&cursor&limit  a day's sales orders (by sales_order_no)
+  GET  /sales-orders?external_document_number=..(repeated)  bulk lookup, up to 100 a request
   GET  /sales-orders/{external_document_number}
   PUT  /sales-orders/{external_document_number}   upsert, header Idempotency-Key
   GET  /shipments?cursor&limit                shipments after a cursor
@@ -64,6 +65,8 @@ _MAX_IDEMPOTENCY_KEY = 200
 ERP_RETRY_POLICY = RetryPolicy(retry_statuses=frozenset({423, 429, 500, 502, 503, 504}))
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 PAGE_SIZE = 500
+# Document numbers per bulk lookup request (the sandbox ERP takes up to 100).
+LOOKUP_CHUNK = 100
 
 
 class RestErpClient:
@@ -216,6 +219,30 @@ class RestErpClient:
         path = f"/sales-orders/{_segment(external_document_number)}"
         body = self._request("GET", path, allow_404=True)
         return None if body is None else self._model(ErpSalesOrder, body, f"GET {path}")
+
+    def find_sales_orders(
+        self, external_document_numbers: Sequence[str]
+    ) -> dict[str, ErpSalesOrder]:
+        """The ERP's sales orders for those document numbers that exist, by document number:
+        one request per ``LOOKUP_CHUNK`` numbers instead of one per order."""
+        wanted = list(dict.fromkeys(external_document_numbers))
+        found: dict[str, ErpSalesOrder] = {}
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            body = self._request("GET", "/sales-orders", params={"external_document_number": chunk})
+            if not isinstance(body, dict) or not isinstance(body.get("sales_orders"), list):
+                raise ErpInvalidResponseError(
+                    None,
+                    "UnexpectedShape",
+                    "GET /sales-orders: the answer has no 'sales_orders' list",
+                )
+            asked = set(chunk)
+            for raw in body["sales_orders"]:
+                order = self._model(ErpSalesOrder, raw, "GET /sales-orders")
+                # Only what was asked for: an ERP that ignored the filter must not look like a hit.
+                if order.external_document_number in asked:
+                    found[order.external_document_number] = order
+        return found
 
     def upsert_sales_order(self, order: SalesOrderDraft, *, idempotency_key: str) -> ErpSalesOrder:
         if not idempotency_key:

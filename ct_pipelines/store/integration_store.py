@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
+from ct_pipelines.store.claims import ExportClaims
 from ct_pipelines.store.engine import Clock, Database, safe_url, store_url_from_env, utc_now
 from ct_pipelines.store.exception_queue import (
     DEFAULT_ACTOR,
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class IntegrationStore:
-    """Export ledger, exception queue, snapshots and cursors on SQLite or PostgreSQL.
+    """Export ledger and claims, exception queue, snapshots and cursors on SQLite or PostgreSQL.
 
     One instance per process is enough (it holds a connection pool and is thread-safe). Call
     `migrate()` once after opening; it is cheap when the schema is current.
@@ -39,6 +40,7 @@ class IntegrationStore:
     def __init__(self, url: str | URL, *, clock: Clock = utc_now) -> None:
         self._db = Database(url, clock=clock)
         self.ledger = ExportLedger(self._db)
+        self.claims = ExportClaims(self._db)
         self.exceptions = ExceptionQueue(self._db)
         self.snapshots = Snapshots(self._db)
         logger.debug("integration store at %s", self.url)

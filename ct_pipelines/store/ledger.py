@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from ct_pipelines.kernel.scrub import scrub
 from ct_pipelines.store.engine import Database
 from ct_pipelines.store.safe import safe_key, safe_optional_key, safe_text
-from ct_pipelines.store.schema import export_ledger
+from ct_pipelines.store.schema import export_claims, export_ledger
 
 LedgerStatus = Literal["pending", "exported", "failed"]
 
@@ -251,21 +252,47 @@ class ExportLedger:
                 conn.execute(statement, values[start : start + KEY_CHUNK_SIZE])
         return len(values)
 
-    def mark_exported_many(self, flow: str, entries: Iterable[tuple[str, str]]) -> int:
+    def mark_exported_many(
+        self, flow: str, entries: Iterable[tuple[str, str]], *, owner: str | None = None
+    ) -> int:
         """``mark_exported`` for many (entity_key, external_ref) in one transaction.
 
         Same rules as one at a time: a repeat with the same document is harmless, a different
         document for an exported entity raises LedgerConflict (and nothing of the batch is kept).
+        With ``owner``, that owner's export claims on these entities end in the same transaction
+        (see ``store/claims.py``).
         """
         wanted = {safe_key(key): safe_key(ref) for key, ref in entries}
         for key, ref in wanted.items():
             _require_text(entity_key=key, external_ref=ref)
         if not wanted:
             return 0
+        for attempt in range(1, 4):
+            try:
+                return self._mark_exported_many(flow, wanted, owner)
+            except sa.exc.DBAPIError as exc:
+                # A lock cycle PostgreSQL broke by aborting this side: the batch is run again.
+                if attempt == 3 or getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _mark_exported_many(self, flow: str, wanted: dict[str, str], owner: str | None) -> int:
         now = self._db.now()
         changed = 0
         with self._db.write() as conn:
             keys = sorted(wanted)
+            if owner is not None:
+                # Claims first, ledger rows second: the order a claimer taking over takes them
+                # in, so the two never wait on each other in a cycle.
+                for start in range(0, len(keys), KEY_CHUNK_SIZE):
+                    conn.execute(
+                        export_claims.delete().where(
+                            export_claims.c.flow == flow,
+                            export_claims.c.owner == owner,
+                            export_claims.c.entity_key.in_(keys[start : start + KEY_CHUNK_SIZE]),
+                        )
+                    )
             current: dict[str, sa.Row[Any]] = {}
             for start in range(0, len(keys), KEY_CHUNK_SIZE):
                 query = sa.select(export_ledger).where(

@@ -47,9 +47,16 @@ def _version_2(conn: Connection) -> None:
     )
 
 
+def _version_3(conn: Connection) -> None:
+    # Self-contained (a table of its own, created only if missing), so it stays correct whatever
+    # number it ends up with next to migrations written meanwhile.
+    schema.metadata.create_all(conn, tables=[schema.export_claims], checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "export ledger, exception queue with audit trail, snapshots, cursors", _version_1),
     Migration(2, "export ledger: index by entity id (identity by order, not document)", _version_2),
+    Migration(3, "export claims: owner and lease per entity being exported", _version_3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,4 +1,4 @@
-"""The store's tables (schema version 2: version 1 plus an index, see migrations.py) as SQLAlchemy Core objects.
+"""The store's tables (see migrations.py for what each schema version added) as SQLAlchemy Core objects.
 
 Changing a table here is a schema change: add a migration in `migrations.py` that alters existing
 databases, and keep migration 1 creating the version-1 shape (copy the version-1 definitions into
@@ -185,6 +185,22 @@ cursors = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Who is exporting an entity right now (created by migration 3): one row per claimed
+# (flow, entity_key), with the owner (host, pid, process start, a nonce) and the lease's end. The
+# ledger row says what happened; this says who may act on it meanwhile. A row is removed when its
+# entity is recorded (exported or failed) or its owner releases it; an expired lease, or an owner
+# whose process is provably gone, may be taken over.
+export_claims = sa.Table(
+    "export_claims",
+    metadata,
+    sa.Column("flow", sa.String(100), primary_key=True),
+    sa.Column("entity_key", sa.String(255), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Index(None, "owner"),
 )
 
 # The tables migration 1 creates, in dependency order.

@@ -393,3 +393,47 @@ def test_token_is_sent_but_never_shown() -> None:
     assert seen[0] == "Bearer tok-very-secret" and seen[1].startswith("journal-b-")
     text = f"{info.value} {info.value!r} {info.value.details} {client!r}"
     assert "tok-very-secret" not in text and "item X unknown" in str(info.value)
+
+
+def test_bulk_lookup_finds_exactly_the_documents_that_exist(
+    world: SandboxWorld, erp: RestErpClient
+) -> None:
+    from ct_pipelines.erp import rest as rest_module
+    from ct_pipelines.erp.port import find_sales_orders
+
+    numbers = [f"WEB-91{n:04d}" for n in range(7)]
+    created = {
+        n: erp.upsert_sales_order(_draft(erp, number=n), idempotency_key=n).sales_order_no
+        for n in numbers[:5]
+    }
+    asked = ["NO-SUCH-1", *numbers, "NO/SUCH #2", numbers[0]]
+    rest_module.LOOKUP_CHUNK, saved = 3, rest_module.LOOKUP_CHUNK  # several requests
+    try:
+        found = erp.find_sales_orders(asked)
+    finally:
+        rest_module.LOOKUP_CHUNK = saved
+    assert {n: o.sales_order_no for n, o in found.items()} == created
+    assert found[numbers[0]].lines == erp.find_sales_order(numbers[0]).lines  # type: ignore[union-attr]
+
+    class OneByOne:  # an adapter without a bulk lookup (e.g. Tryton): the port helper falls back
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def find_sales_order(self, number: str) -> object:
+            self.calls.append(number)
+            return erp.find_sales_order(number)
+
+    fallback = OneByOne()
+    assert find_sales_orders(fallback, asked).keys() == created.keys()  # type: ignore[arg-type]
+    assert sorted(fallback.calls) == sorted(set(asked))
+
+
+def test_bulk_lookup_refuses_too_many_numbers(world: SandboxWorld) -> None:
+    from ct_sandbox.erp_app import MAX_LOOKUP
+
+    with httpx.Client(transport=world.erp_transport()) as http:
+        too_many = [("external_document_number", f"D-{n}") for n in range(MAX_LOOKUP + 1)]
+        answer = http.get(f"{SANDBOX_ERP_URL}/sales-orders", params=too_many)
+        assert answer.status_code == 400 and "at most" in answer.json()["message"]
+        empty = http.get(f"{SANDBOX_ERP_URL}/sales-orders", params={"external_document_number": ""})
+        assert empty.status_code == 400

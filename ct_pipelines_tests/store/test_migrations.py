@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from ct_pipelines.store import LATEST_VERSION, IntegrationStore, SchemaVersionError
 from ct_pipelines.store import schema as store_schema
 
+ALL_VERSIONS = list(range(1, LATEST_VERSION + 1))
+
 
 def _version_rows(store: IntegrationStore) -> list[tuple[int, str]]:
     with store._db.read() as conn:
@@ -27,14 +29,14 @@ def _version_rows(store: IntegrationStore) -> list[tuple[int, str]]:
 def test_migrate_records_version_and_a_second_run_is_a_no_op(store_url: str) -> None:
     with IntegrationStore(store_url) as store:
         assert store.schema_version() == 0
-        assert store.migrate() == [1, 2]
-        assert store.schema_version() == LATEST_VERSION == 2
+        assert store.migrate() == ALL_VERSIONS
+        assert store.schema_version() == LATEST_VERSION
         first = _version_rows(store)
         store.write_snapshot("probe", pd.DataFrame({"a": [1]}), taken_at=store._db.now())
 
         assert store.migrate() == []
         assert _version_rows(store) == first
-        assert [version for version, _ in first] == [1, 2]
+        assert [version for version, _ in first] == ALL_VERSIONS
         # Data survives a repeated migrate (nothing was recreated).
         assert len(store.list_snapshots("probe")) == 1
 
@@ -67,8 +69,8 @@ def test_concurrent_migrations_apply_version_1_once(store_url: str) -> None:
         thread.join(timeout=60)
     try:
         assert errors == []
-        assert sorted(results) == [[], [], [], [1, 2]]
-        assert [v for v, _ in _version_rows(stores[0])] == [1, 2]
+        assert sorted(results) == [[], [], [], ALL_VERSIONS]
+        assert [v for v, _ in _version_rows(stores[0])] == ALL_VERSIONS
     finally:
         for store in stores:
             store.close()

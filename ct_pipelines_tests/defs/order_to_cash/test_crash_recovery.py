@@ -10,6 +10,7 @@ import pytest
 from ct_pipelines.defs.order_to_cash.assets import order_batches
 from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import build_resources
+from ct_pipelines.store.claims import owner_is_gone
 from ct_pipelines_tests.defs.order_to_cash.helpers import (
     erp_documents,
     export_day,
@@ -52,6 +53,10 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     # Some orders reached the ERP without the ledger knowing: the worst moment.
     ledger_at_kill = store.exported_keys(FLOW, list(to_create))
     assert ledger_at_kill <= in_erp_at_kill
+    # What the killed worker still held is held by a process provably gone: the next run takes
+    # it over at once instead of waiting for the lease to run out.
+    held_at_kill = store.claims.holders(FLOW, list(to_create))
+    assert all(owner_is_gone(owner) for owner, _ in held_at_kill.values())
 
     world.configure_erp(write_latency_ms=0)
     result = export_day(day)
@@ -66,4 +71,6 @@ def test_killed_export_repeated_gives_no_duplicates_and_misses_nothing(sandbox_d
     for key in to_create:
         assert creates.get(key, 0) <= 1, f"{key} created {creates.get(key)} times"
     assert store.exported_keys(FLOW, list(eligible)) == eligible
+    assert store.claims.holders(FLOW, list(eligible)) == {}
+    assert export["orders_failed_transient"] == 0
     assert export["orders_recovered"] >= len(in_erp_at_kill - ledger_at_kill)

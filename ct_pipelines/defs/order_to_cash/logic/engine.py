@@ -13,8 +13,25 @@ Exactly once, end to end:
 3. The create itself carries an idempotency key (the external document number), so a write whose
    answer was lost on the network replays to the same ERP order.
 
+Several workers at once (runs of overlapping windows, a backfill next to a sensor run, on one
+machine or several, SQLite or PostgreSQL): each export claims its orders in the store before any
+write (``store/claims.py``: an owner and a lease, renewed on a heartbeat). An order another live
+export holds is not sent here; this export waits for it to be exported there (then it is
+``already_exported``) or for that claim to end (an expired lease, or an owner on this host whose
+process is gone), and sends it itself then; still held after ``claim_wait_seconds``, it is
+reported ``failed_transient`` (category ``claimed_elsewhere``) and not parked, as its holder is
+alive and responsible for it. An export that could not renew its lease in time sends nothing
+more.
+
+Throughput: orders are claimed and looked up in the ERP in batches (one store transaction and,
+where the adapter has a bulk lookup, one ERP request per ``claim_batch`` orders), by a feeder
+that stays up to two batches ahead of the writers, so claims and lookups overlap the writes;
+results reach the ledger in batches off the writers' path. The writes themselves run up to
+``max_in_flight_writes`` at once.
+
 Throttling: a bounded pool of workers takes orders in the order they were placed (a FIFO queue;
-with W workers an order can overtake at most W-1 earlier ones) and every ERP write waits for a
+with W workers an order can overtake at most W-1 earlier ones, except orders another export held
+when they came up, which are sent, if still needed, after the rest) and every ERP write waits for a
 token from a shared rate limiter. Dagster's ``erp_writes`` pool keeps other runs out meanwhile.
 
 Failures: transient ones (record locks, 5xx, timeouts) are retried with backoff up to
@@ -38,16 +55,17 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, get_args
 
 import httpx
 
 from ct_pipelines.erp.errors import ErpAuthError, ErpError, ErpTransientError, ErpValidationError
-from ct_pipelines.erp.port import ErpPort, ErpSalesOrder, SalesOrderDraft
+from ct_pipelines.erp.port import ErpPort, ErpSalesOrder, SalesOrderDraft, find_sales_orders
 from ct_pipelines.kernel.documents import id_document_numbers
 from ct_pipelines.kernel.reports import RunReport
 from ct_pipelines.kernel.scrub import scrub
+from ct_pipelines.store.claims import ClaimSession
 from ct_pipelines.store.safe import safe_key
 
 logger = logging.getLogger(__name__)
@@ -107,6 +125,12 @@ class ExportOptions:
     max_attempts: int = 5
     backoff_base: float = 0.2
     backoff_max: float = 5.0
+    # Orders claimed in one store transaction and looked up in one ERP request.
+    claim_batch: int = 100
+    # A claim's lease; renewed every quarter of it while the export runs.
+    claim_lease_seconds: float = 60.0
+    # How long to wait for orders another live export holds (None: twice the lease).
+    claim_wait_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +178,17 @@ class _LedgerWriter:
     """
 
     def __init__(
-        self, store: Any, flow: str, batch_size: int = 200, interval: float = 0.05
+        self,
+        store: Any,
+        flow: str,
+        batch_size: int = 200,
+        interval: float = 0.25,
+        *,
+        session: ClaimSession | None = None,
     ) -> None:
         self._store = store
         self._flow = flow
+        self._session = session
         self._batch_size = batch_size
         self._interval = interval
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
@@ -181,22 +212,34 @@ class _LedgerWriter:
         while not done:
             batch: list[tuple[str, str]] = []
             try:
-                item = self._queue.get(timeout=self._interval)
+                item = self._queue.get()
+                # Gather for up to ``interval`` after the first result (or a full batch): one
+                # transaction per batch, not one per handful of orders, is what keeps the
+                # store off the writers' critical path at high C/W.
+                deadline = time.monotonic() + self._interval
                 while item is not None:
                     batch.append(item)
                     if len(batch) >= self._batch_size:
                         break
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 else:
                     done = True
             except queue.Empty:
                 pass
             if batch:
                 try:
-                    mark_exported_many(self._store, self._flow, batch)
+                    self._record(batch)
                 except BaseException as exc:  # surfaced to the workers and at close()
                     self._error = exc
                     return
+
+    def _record(self, batch: list[tuple[str, str]]) -> None:
+        if self._session is not None:
+            # Recorded and the claims ended in one transaction.
+            self._store.ledger.mark_exported_many(self._flow, batch, owner=self._session.owner)
+            self._session.done(key for key, _ in batch)
+        else:
+            mark_exported_many(self._store, self._flow, batch)
 
 
 def mark_exported_many(store: Any, flow: str, entries: Sequence[tuple[str, str]]) -> None:
@@ -254,6 +297,8 @@ class OrderExporter:
         self._ledger: _LedgerWriter | None = None
         self._abort: ErpAuthError | None = None
         self._other_keys: dict[str, list[str]] = {}
+        self._session: ClaimSession | None = None
+        self._holders: dict[str, str] = {}
 
     def export(self, items: Sequence[ExportItem]) -> ExportReport:
         """Export ``items`` (already in the order they were placed); returns one result each."""
@@ -298,30 +343,35 @@ class OrderExporter:
         self._other_keys = {
             i.order_id: sorted(known.get(i.order_id, set()) - {safe_key(i.key)}) for i in queue_
         }
-        # Claimed before any write, in one go: the ledger knows what this run is about to send.
-        claim_many(
-            self._store,
-            FLOW,
-            [
-                (i.key, i.order_id, i.order_version, payload_hash(i.draft))
-                for i in queue_
-                if i.draft is not None
-            ],
-        )
         self._open_exceptions = {
             e.entity_key
             for e in self._store.list_exceptions(flow=FLOW, status=["open", "retrying"])
         }
-        self._ledger = _LedgerWriter(self._store, FLOW)
         self._abort = None
+        self._holders = {}
+        lease = timedelta(seconds=self._settings.claim_lease_seconds)
+        session = ClaimSession(self._store.claims, FLOW, lease=lease)
+        self._session = session
+        self._ledger = _LedgerWriter(self._store, FLOW, session=session)
+        slots: list[ExportResult | None] = [None] * len(queue_)
+        session.start()
         try:
-            # map() hands items to the workers in submission order: first placed, first sent.
+            # The pool's queue is FIFO: first placed, first sent.
             with ThreadPoolExecutor(
                 max_workers=max(1, self._settings.workers), thread_name_prefix="erp-export"
             ) as pool:
-                results = list(pool.map(lambda item: self._told(self._export_one(item)), queue_))
+                self._feed(pool, queue_, slots)
         finally:
-            self._ledger.close()
+            try:
+                self._ledger.close()
+            finally:
+                session.close()
+        results = [
+            r
+            if r is not None
+            else ExportResult(queue_[n].key, "failed_transient", reason="export stopped")
+            for n, r in enumerate(slots)
+        ]
         if self._abort is not None:
             sent = sum(1 for r in results if r.outcome in ("exported", "recovered"))
             raise ExportAborted(
@@ -337,6 +387,115 @@ class OrderExporter:
             ):
                 self._store.close_on_success(FLOW, result.key, self._actor)
         return report
+
+    def _feed(
+        self,
+        pool: ThreadPoolExecutor,
+        queue_: Sequence[ExportItem],
+        slots: list[ExportResult | None],
+    ) -> None:
+        """Claim and look up batch after batch, handing claimed orders to the writers in order;
+        then wait for the orders other live exports held, and send those still not exported."""
+        size = max(1, self._settings.claim_batch)
+        # At most two batches ahead of the writers: claims stay few, lookups overlap the writes.
+        ahead = threading.Semaphore(max(2 * size, self._settings.workers))
+        held: list[int] = []
+        # The first batches are small, so the first writes start after a short claim and
+        # lookup rather than a full batch's; then they grow to ``claim_batch``.
+        start, step = 0, max(1, min(size, self._settings.workers))
+        while start < len(queue_):
+            if self._abort is not None:
+                return
+            held.extend(
+                self._claim_and_submit(pool, queue_, range(start, start + step), slots, ahead)
+            )
+            start, step = start + step, min(size, step * 4)
+        wait = self._settings.claim_wait_seconds
+        deadline = time.monotonic() + (
+            wait if wait is not None else 2 * self._settings.claim_lease_seconds
+        )
+        pause = threading.Event()
+        while held and self._abort is None and time.monotonic() < deadline:
+            pause.wait(min(1.0, max(0.05, self._settings.claim_lease_seconds / 20)))
+            still: list[int] = []
+            for start in range(0, len(held), size):
+                still.extend(
+                    self._claim_and_submit(pool, queue_, held[start : start + size], slots, ahead)
+                )
+            held = still
+        for n in held:
+            item = queue_[n]
+            holder = self._holders.get(item.key, "another export")
+            slots[n] = self._told(
+                ExportResult(
+                    item.key,
+                    "failed_transient",
+                    category="claimed_elsewhere",
+                    reason=scrub(
+                        f"another export ({holder}) still held this order after "
+                        f"{wait if wait is not None else 2 * self._settings.claim_lease_seconds:g} s; "
+                        "it sends it, or a later run does once that claim ends"
+                    ),
+                )
+            )
+
+    def _claim_and_submit(
+        self,
+        pool: ThreadPoolExecutor,
+        queue_: Sequence[ExportItem],
+        indices: Sequence[int],
+        slots: list[ExportResult | None],
+        ahead: threading.Semaphore,
+    ) -> list[int]:
+        """Claim these orders in one transaction, look the claimed ones up in the ERP in one go,
+        submit them to the writers; returns the indices another live export holds."""
+        assert self._session is not None
+        chosen = [n for n in indices if n < len(queue_)]
+        if not chosen:
+            return []
+        by_key = {queue_[n].key: n for n in chosen}
+        result = self._session.claim(
+            [
+                (queue_[n].key, queue_[n].order_id, queue_[n].order_version, payload_hash(d))
+                for n in chosen
+                if (d := queue_[n].draft) is not None
+            ]
+        )
+        for key in result.exported:
+            # Another export sent it meanwhile.
+            slots[by_key[key]] = self._told(ExportResult(key, "already_exported"))
+        self._holders.update(result.held)
+        got = set(result.claimed)
+        claimed = [key for key in by_key if key in got]
+        found: dict[str, ErpSalesOrder] | None
+        try:
+            found = find_sales_orders(self._port, claimed) if claimed else {}
+        except ErpAuthError as exc:
+            self._abort = exc
+            return []
+        except (ErpError, httpx.TransportError) as exc:
+            # Each writer then looks its order up itself, with its own retries.
+            logger.info(
+                "bulk ERP lookup failed (%s); looking orders up one by one", type(exc).__name__
+            )
+            found = None
+        for key in claimed:
+            n = by_key[key]
+            prefound = None if found is None else found.get(key)
+            ahead.acquire()
+
+            def run(
+                n: int = n,
+                prefound: ErpSalesOrder | None = prefound,
+                looked: bool = found is not None,
+            ) -> None:
+                try:
+                    slots[n] = self._told(self._export_one(queue_[n], prefound, looked))
+                finally:
+                    ahead.release()
+
+            pool.submit(run)
+        return [by_key[key] for key in by_key if key in result.held]
 
     def _told(self, result: ExportResult) -> ExportResult:
         if self._progress is not None:
@@ -357,12 +516,14 @@ class OrderExporter:
         )
         return ExportResult(item.key, "failed_permanent", category=category, reason=reason)
 
-    def _export_one(self, item: ExportItem) -> ExportResult:
+    def _export_one(
+        self, item: ExportItem, prefound: ErpSalesOrder | None = None, looked: bool = False
+    ) -> ExportResult:
         """One order, whatever happens: exported, recovered, or parked with its reason."""
         if self._abort is not None:
             return ExportResult(item.key, "failed_transient", reason="export stopped")
         try:
-            return self._export_attempts(item)
+            return self._export_attempts(item, prefound, looked)
         except ErpAuthError as exc:
             self._abort = exc
             return ExportResult(item.key, "failed_transient", reason="export stopped")
@@ -399,7 +560,9 @@ class OrderExporter:
                     return found
         return None
 
-    def _export_attempts(self, item: ExportItem) -> ExportResult:
+    def _export_attempts(
+        self, item: ExportItem, prefound: ErpSalesOrder | None, looked: bool
+    ) -> ExportResult:
         assert item.draft is not None and self._ledger is not None
         attempts = 0
         while True:
@@ -407,11 +570,27 @@ class OrderExporter:
             if self._abort is not None:
                 return ExportResult(item.key, "failed_transient", reason="export stopped")
             try:
-                existing = self._find_existing(item)
+                # The batch's bulk lookup answers the first attempt, unless the order is known
+                # under other document numbers too; a retry looks again (a lost answer may
+                # have been applied).
+                if attempts == 1 and looked and not self._other_keys.get(item.order_id):
+                    existing = prefound
+                else:
+                    existing = self._find_existing(item)
                 if existing is not None:
                     outcome: Outcome = "recovered"
                     document = existing.sales_order_no
                 else:
+                    if self._session is not None and not self._session.holds(item.key):
+                        # Our lease may have run out: another export may be sending it now.
+                        return ExportResult(
+                            item.key,
+                            "failed_transient",
+                            attempts=attempts,
+                            category="claim_lost",
+                            reason="this export's claim on the order lapsed before the write; "
+                            "the export holding it now sends it",
+                        )
                     with self._write_slots:
                         self._limiter.acquire()
                         created = self._port.upsert_sales_order(
