@@ -10,7 +10,7 @@ CTMOCK_STAMP := $(CTMOCK_DIR)/node_modules/.installed
 # Dagster needs an absolute DAGSTER_HOME; the checked-in dagster_home/ holds only dagster.yaml.
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test lint typecheck format validate bench clean-home
+.PHONY: install demo demo-tryton dev test lint typecheck format validate bench clean-home
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ct_pipelines needs Python 3.11 or newer"'
@@ -36,6 +36,14 @@ install: $(STAMP) $(CTMOCK_STAMP)
 DEMO_ARGS ?=
 demo: $(STAMP)
 	$(PY) -m ct_pipelines.demo $(DEMO_ARGS)
+
+# `make demo-tryton`: the whole pipeline against a fresh Tryton shop (trytond from
+# requirements.txt) on SQLite in a scratch directory; its summary is read back from Tryton.
+# TRYTON_DEMO_ARGS="--postgres postgresql://postgres@127.0.0.1:5432/postgres" uses a fresh
+# PostgreSQL database instead; --days N (default 3), --keep.
+TRYTON_DEMO_ARGS ?=
+demo-tryton: $(STAMP)
+	$(PY) -m ct_pipelines.demo_tryton $(TRYTON_DEMO_ARGS)
 
 dev: $(STAMP)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

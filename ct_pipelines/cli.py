@@ -86,6 +86,13 @@ def sandbox_shop() -> tuple[list[Any], dict[tuple[str, str], int]]:
                         ),
                         tax_code=item.tax_code,
                         active=item.active,
+                        description=item.description,
+                        attributes=dict(item.attributes),
+                        other_prices=[
+                            p.model_dump(mode="json", exclude_none=True)
+                            for p in item.prices
+                            if p.currency != "GBP"
+                        ],
                     )
                     for item in port.iter_items()
                 ]
@@ -152,7 +159,8 @@ def _tryton(args: argparse.Namespace) -> int:
             "ct-pipelines: set CT_PIPELINES_TRYTON_PASSWORD (the admin password)", file=sys.stderr
         )
         return 2
-    uri = args.postgres.rsplit("/", 1)[0] + "/" if args.postgres else f"sqlite://{directory}"
+    # SQLite: the database file lives in the config's data path (DIR/files/DATABASE.sqlite).
+    uri = args.postgres.rsplit("/", 1)[0] + "/" if args.postgres else "sqlite://"
     items, stock = sandbox_shop()
     result = setup.setup_shop(
         directory,

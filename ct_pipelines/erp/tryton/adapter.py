@@ -4,7 +4,9 @@ What each port method reads or writes (docs/erp-adapters.md has the whole table)
 
 - items: ``product.product`` of type goods; ``code`` is the SKU and the item number, the list
   price is kept VAT inclusive (the shop's prices are), the first customer tax of the product's
-  accounting category gives the VAT code (``TrytonSettings.tax_codes``, by tax name).
+  accounting category gives the VAT code (``TrytonSettings.tax_codes``, by tax name); the
+  variant's description carries the attributes (``product_key``, colour, size) and the prices
+  in other currencies (master_data: Tryton's attribute and price-list modules are not used).
 - stock: quantities per warehouse (``stock.location`` of type warehouse, by ``code``), read with
   ``product.product`` in the context ``locations=[warehouse]``; ``reserved`` is what assigned
   outgoing moves hold (``quantity`` minus the quantity with ``stock_assign``).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -56,6 +59,7 @@ from ct_pipelines.erp.port import (
     StockMovement,
     StockMovementPage,
 )
+from ct_pipelines.erp.tryton.master_data import split_description
 from ct_pipelines.erp.tryton.rpc import TrytonRpc
 
 PAGE = 500
@@ -141,6 +145,8 @@ class TrytonErpClient:
         self._warehouse_of: dict[int, str | None] | None = None
         self._taxes: dict[str, int] | None = None
         self._tax_code_of: dict[int, str] | None = None
+        # Two orders of one new customer exported at once must not both create its party.
+        self._party_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TrytonErpClient(url={self.settings.url!r}, database={self.settings.database!r})"
@@ -273,11 +279,13 @@ class TrytonErpClient:
             price = Decimal(template.get("list_price") or row.get("list_price") or 0)
             minor = _minor(price, digits)
             exact = price if price != _major(minor, digits) else None
+            description, attributes, other_prices = split_description(row.get("description"))
             yield ErpItem(
                 item_no=row["code"],
                 sku=row["code"],
                 name=template.get("name") or row["rec_name"],
-                description=row.get("description") or None,
+                description=description,
+                attributes=attributes,
                 prices=[
                     ErpPrice(
                         currency=currency_code,
@@ -285,7 +293,12 @@ class TrytonErpClient:
                         fraction_digits=digits,
                         precise_amount=exact,
                         country="GB",
-                    )
+                    ),
+                    *(
+                        ErpPrice.model_validate(price)
+                        for price in other_prices
+                        if price.get("currency") != currency_code
+                    ),
                 ],
                 tax_code=self._code_of_tax(
                     (template.get("account_category.") or {}).get("customer_taxes_used") or []
@@ -504,12 +517,14 @@ class TrytonErpClient:
         )
 
     def find_sales_order(self, external_document_number: str) -> ErpSalesOrder | None:
+        """The confirmed sale with this reference. A draft or quotation (a process killed between
+        create and confirm) is not an order yet: None, so the caller's upsert finishes it."""
         rows = [
             row
             for row in self._sales([("reference", "=", external_document_number)])
             if row["state"] != "cancelled"
         ]
-        if not rows:
+        if not rows or rows[0]["state"] in ("draft", "quotation"):
             return None
         return self._to_sales_order(rows[0])
 
@@ -600,29 +615,58 @@ class TrytonErpClient:
             self.rpc.model("sale.sale", "quote", [sale_id])
         self.rpc.model("sale.sale", "confirm", [sale_id])
 
-    def _party(self, customer: SalesOrderCustomer) -> tuple[int, int]:
-        """(party id, address id) of the customer, created on first use."""
+    def _find_party(self, ref: str) -> tuple[int, int] | None:
         rows = self.rpc.search_read(
             "party.party",
-            [("code", "=", customer.ref)],
+            [("code", "=", ref)],
             ["addresses"],
             context={"active_test": False},
         )
         if rows and rows[0]["addresses"]:
             return int(rows[0]["id"]), int(rows[0]["addresses"][0])
-        address: dict[str, Any] = {}
-        if customer.country:
-            countries = self.rpc.search_read(
-                "country.country", [("code", "=", customer.country)], ["id"]
+        return None
+
+    def _party(self, customer: SalesOrderCustomer) -> tuple[int, int]:
+        """(party id, address id) of the customer, created on first use. Creation is locked
+        within this client; another process creating it first (Tryton's unique code refuses
+        the second) is read back."""
+        found = self._find_party(customer.ref)
+        if found is not None:
+            return found
+        with self._party_lock:
+            found = self._find_party(customer.ref)
+            if found is not None:
+                return found
+            address: dict[str, Any] = {}
+            if customer.country:
+                countries = self.rpc.search_read(
+                    "country.country", [("code", "=", customer.country)], ["id"]
+                )
+                if countries:
+                    address["country"] = countries[0]["id"]
+            try:
+                self.rpc.model(
+                    "party.party",
+                    "create",
+                    [
+                        {
+                            "name": customer.ref,
+                            "code": customer.ref,
+                            "addresses": [["create", [address]]],
+                        }
+                    ],
+                )
+            except ErpValidationError:
+                found = self._find_party(customer.ref)
+                if found is None:
+                    raise
+                return found
+            found = self._find_party(customer.ref)
+        if found is None:
+            raise ErpValidationError(
+                None, "PartyNotCreated", f"party {customer.ref!r} has no address after create"
             )
-            if countries:
-                address["country"] = countries[0]["id"]
-        created = self.rpc.model(
-            "party.party",
-            "create",
-            [{"name": customer.ref, "code": customer.ref, "addresses": [["create", [address]]]}],
-        )
-        return self._party(customer) if created else (0, 0)
+        return found
 
     def _create_sale(self, order: SalesOrderDraft, idempotency_key: str) -> int:
         if not order.lines:

@@ -14,16 +14,19 @@ On PostgreSQL a finished database can be a template: ``clone_database`` copies i
 
 from __future__ import annotations
 
+import configparser
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from ct_pipelines.erp.tryton.master_data import description_text
 
 MODULES = ("sale", "stock_package_shipping")
 WAREHOUSES = {
@@ -61,6 +64,8 @@ SERVICE_ITEMS = {
     "ENGRAVING": ("Personal engraving", "S"),
 }
 ADMIN_USER = "admin"
+# Records per create/do call: SQLite's parser overflows on the validation query of a few hundred.
+CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class ShopItem:
     price: Decimal  # VAT inclusive, GBP
     tax_code: str
     active: bool = True
+    description: str | None = None
+    # product_key, colour, size, ... and the prices in other currencies (ErpPrice fields):
+    # kept in the variant's description (see master_data).
+    attributes: dict[str, Any] = field(default_factory=dict)
+    other_prices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_config(directory: Path, database_uri: str, port: int) -> Path:
@@ -111,6 +121,14 @@ def create_database(
     if postgres_admin_url:
         _psql(postgres_admin_url, f'DROP DATABASE IF EXISTS "{database}"')
         _psql(postgres_admin_url, f"CREATE DATABASE \"{database}\" ENCODING 'UTF8'")
+    else:
+        parser = configparser.ConfigParser()
+        parser.read(config)
+        if parser.get("database", "uri", fallback="").startswith("sqlite"):
+            # trytond opens an SQLite database only if its file exists: an empty one is new.
+            path = Path(parser.get("database", "path")) / f"{database}.sqlite"
+            path.unlink(missing_ok=True)
+            path.touch()
     passfile = config.with_name("admin.pass")
     passfile.write_text(password)
     env = {**os.environ, "TRYTONPASSFILE": str(passfile)}
@@ -152,6 +170,9 @@ def write_shop(path: Path, items: Iterable[ShopItem], stock: Mapping[tuple[str, 
                         "price": str(item.price),
                         "tax_code": item.tax_code,
                         "active": item.active,
+                        "description": item.description,
+                        "attributes": item.attributes,
+                        "other_prices": item.other_prices,
                     }
                     for item in items
                 ],
@@ -171,6 +192,9 @@ def read_shop(path: Path) -> tuple[list[ShopItem], dict[tuple[str, str], int]]:
             price=Decimal(row["price"]),
             tax_code=row["tax_code"],
             active=bool(row["active"]),
+            description=row.get("description"),
+            attributes=dict(row.get("attributes") or {}),
+            other_prices=list(row.get("other_prices") or []),
         )
         for row in data["items"]
     ]
@@ -360,11 +384,23 @@ def configure_shop(
                 "salable": True,
                 "sale_uom": unit.id,
                 "account_category": categories.get(item.tax_code, categories["S"]).id,
-                "products": [["create", [{"suffix_code": item.sku}]]],
+                "products": [
+                    [
+                        "create",
+                        [
+                            {
+                                "suffix_code": item.sku,
+                                "description": description_text(
+                                    item.description, item.attributes, item.other_prices
+                                ),
+                            }
+                        ],
+                    ]
+                ],
             }
         )
-    for start in range(0, len(values), 200):
-        Template._proxy.create(values[start : start + 200], cfg.context)
+    for start in range(0, len(values), CHUNK):
+        Template._proxy.create(values[start : start + CHUNK], cfg.context)
     Product = Model.get("product.product")
     for row in Product._proxy.search_read(
         [("code", "!=", None)], 0, None, None, ["code"], {**cfg.context, "active_test": False}
@@ -391,8 +427,8 @@ def configure_shop(
         for (sku, location), quantity in sorted(stock.items())
         if sku in product_ids and location in storage_of
     ]
-    for start in range(0, len(moves), 500):
-        ids = Move._proxy.create(moves[start : start + 500], cfg.context)
+    for start in range(0, len(moves), CHUNK):
+        ids = Move._proxy.create(moves[start : start + CHUNK], cfg.context)
         Move._proxy.do(ids, cfg.context)
 
     PackageType = Model.get("stock.package.type")
@@ -422,16 +458,44 @@ def setup_shop(
     shop = write_shop(directory / "shop.json", items, stock)
     result = subprocess.run(
         [sys.executable, "-m", "ct_pipelines.erp.tryton.setup", str(config), database, str(shop)],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"setting up the Tryton shop {database} failed ({result.returncode}): "
+            + "\n".join(result.stderr.strip().splitlines()[-15:])
+        )
     return {"config": str(config), "database": database, "output": result.stdout.strip()}
 
 
-def serve(config: Path, database: str) -> subprocess.Popen[bytes]:
-    """trytond on the config's 127.0.0.1 port with the database loaded, as a child process."""
-    return subprocess.Popen([_bin("trytond"), "-c", str(config), "-d", database])
+def serve(config: Path, database: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """trytond on the config's 127.0.0.1 port with the database loaded, as a child process
+    (its output to ``log`` if given)."""
+    return subprocess.Popen(
+        [_bin("trytond"), "-c", str(config), "-d", database],
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+    )
+
+
+def wait_until_serving(url: str, database: str, process: subprocess.Popen[bytes]) -> None:
+    """Until trytond answers on ``url`` (RuntimeError if it exits or takes over two minutes)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.post(f"{url}/{database}/rpc/", json={"id": 0, "method": "x", "params": []})
+            return
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError(f"trytond exited with {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError("trytond did not answer within two minutes") from None
+            time.sleep(0.2)
 
 
 def _main(argv: list[str]) -> int:

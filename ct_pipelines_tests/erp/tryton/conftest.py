@@ -45,9 +45,10 @@ def _free_port() -> int:
 def _setup_hash() -> str:
     import trytond
 
-    from ct_pipelines.erp.tryton import setup
+    from ct_pipelines.erp.tryton import master_data, setup
 
     digest = hashlib.sha256(Path(setup.__file__).read_bytes())
+    digest.update(Path(master_data.__file__).read_bytes())
     digest.update(trytond.__version__.encode())
     return digest.hexdigest()[:12]
 

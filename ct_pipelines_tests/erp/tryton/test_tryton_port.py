@@ -16,7 +16,7 @@ from ct_pipelines.erp.port import (
     SalesOrderLine,
     SalesOrderTotals,
 )
-from ct_pipelines_tests.erp.tryton.shipping import ship_sale
+from ct_pipelines.erp.tryton.warehouse import ship_sale
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -125,6 +125,8 @@ def test_crash_before_confirm_is_finished_by_the_rerun(tryton_port) -> None:
     draft = _draft(number, _goods_sku(tryton_port))
     # The kill: the sale was created, the process died before quote/confirm.
     sale_id = tryton_port._create_sale(draft, "k-crash")
+    # A draft is not an order yet: the export's lookup sends it on to the upsert, which finishes it.
+    assert tryton_port.find_sales_order(number) is None
     order = tryton_port.upsert_sales_order(draft, idempotency_key="k-crash")
     assert order.status == "released"
     sales = tryton_port.rpc.search_read("sale.sale", [("reference", "=", number)], ["id"])
@@ -189,3 +191,23 @@ def test_journal_batch_posted_once(tryton_port) -> None:
     )
     with pytest.raises(ErpConflictError):
         tryton_port.post_journal_batch(other)
+
+
+def test_two_orders_of_a_new_customer_at_once_share_one_party(tryton_port) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sku = _goods_sku(tryton_port)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    drafts = [
+        _draft(f"WEB-{uuid.uuid4().hex[:8]}", sku).model_copy(
+            update={"customer": SalesOrderCustomer(ref=customer, country="GB")}
+        )
+        for _ in range(4)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        orders = list(
+            pool.map(lambda d: tryton_port.upsert_sales_order(d, idempotency_key="k"), drafts)
+        )
+    assert {order.status for order in orders} == {"released"}
+    parties = tryton_port.rpc.search_read("party.party", [("code", "=", customer)], ["id"])
+    assert len(parties) == 1
