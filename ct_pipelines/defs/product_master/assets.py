@@ -169,6 +169,14 @@ def commercetools_products(
         len(result.failed),
         drift,
     )
+    if plan.issues:
+        # What the sync skipped or sent only in part: a warning, so it shows in the event log.
+        context.log.warning(
+            "commercetools_products: %d things not sent as the master has them (%s); first: %s",
+            len(plan.issues),
+            ", ".join(f"{kind} {n}" for kind, n in issue_counts(plan).items()),
+            "; ".join(f"{issue.entity}: {issue.detail}" for issue in plan.issues[:5]),
+        )
     if result.aborted:
         raise dg.Failure(
             f"product sync stopped after {len(result.failed)} failed products; "
