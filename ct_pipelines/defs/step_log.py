@@ -3,8 +3,11 @@
 The logic modules log with Python ``logging`` (they know nothing of Dagster). While a step runs,
 ``event_log_for_step`` forwards those records (warnings and worse by default) from the
 ``ct_pipelines`` loggers to ``context.log``, so a parked order or an exhausted retry shows in the
-run's event log in the UI and not only on the code server's stderr. ``step_progress`` builds a
-``Progress`` whose lines go to the event log too.
+run's event log in the UI and not only on the code server's stderr. The resources' ``open_*``
+methods do the same for whatever step opens a client (``forwards_warnings``), so every asset,
+op and asset check that talks to commercetools or the ERP forwards its warnings, and a step
+that also forwards by itself writes each line once. ``step_progress`` builds a ``Progress``
+whose lines go to the event log too.
 """
 
 from __future__ import annotations
