@@ -157,11 +157,17 @@ class RestErpClient:
             )
         except httpx.TimeoutException as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: no answer in time"
+                None,
+                type(exc).__name__,
+                f"{where}: no answer from {self.host} in time after {self._retry.max_attempts} "
+                "attempts: is the ERP up (CT_PIPELINES_ERP_URL)?",
             ) from None
         except httpx.TransportError as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: connection failed"
+                None,
+                type(exc).__name__,
+                f"{where}: could not reach {self.host} after {self._retry.max_attempts} "
+                "attempts: is CT_PIPELINES_ERP_URL right and the host reachable?",
             ) from None
         if allow_404 and response.status_code == 404:
             return None

@@ -393,3 +393,21 @@ def test_token_is_sent_but_never_shown() -> None:
     assert seen[0] == "Bearer tok-very-secret" and seen[1].startswith("journal-b-")
     text = f"{info.value} {info.value!r} {info.value.details} {client!r}"
     assert "tok-very-secret" not in text and "item X unknown" in str(info.value)
+
+
+def test_an_unreachable_erp_is_named_with_its_host_and_the_variable_that_holds_it() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    erp = RestErpClient(
+        "https://erp.example.invalid/api",
+        SecretStr("t0ken"),
+        transport=httpx.MockTransport(refuse),
+        retry=NO_WAIT,
+        sleep=lambda _s: None,
+    )
+    with pytest.raises(ErpTransientError) as raised:
+        erp.find_sales_order("UK-1")
+    message = str(raised.value)
+    assert "erp.example.invalid" in message and "CT_PIPELINES_ERP_URL" in message
+    assert "after 4 attempts" in message and "t0ken" not in message
