@@ -86,6 +86,24 @@ def test_every_materialisation_reports_row_count_schema_and_preview(
         if not evaluation.passed:
             assert_says_what_to_do(evaluation.description, check_key.name)
     assert evaluated >= len(graph.asset_check_keys) - 2  # the demo evaluates (nearly) all
+    # The exception queue lists the planted findings the export parked, amounts formatted.
+    from ct_sandbox import SandboxWorld
+
+    planted = {
+        str(subject)
+        for finding in SandboxWorld.open(sandbox_dir).planted_findings()
+        for subject in finding["subjects"]
+    }
+    [queue] = instance.fetch_materializations(dg.AssetKey("exception_queue"), limit=1).records
+    rows = [r.data for r in queue.asset_materialization.metadata["queue"].value.records]
+    listed = [row for row in rows if any(s in str(row["entity"]) for s in planted)]
+    assert listed, (planted, [row["entity"] for row in rows])
+    priced = [row for row in rows if row["amount"]]
+    assert priced and all(
+        re.fullmatch(r"[A-Z]{3} -?[\d,]+(\.\d+)?", row["amount"])
+        and row["amount_minor"] is not None
+        for row in priced
+    )
     # The overview ran after the flows, so no flow it summarises reads "never run".
     health = instance.fetch_materializations(dg.AssetKey("integration_health"), limit=1).records
     assert health[0].asset_materialization.metadata["flows_never_run"].value == 0
