@@ -221,6 +221,11 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    if "amount_minor" in frame:  # whole minor units, blank where no amount is known
+        frame["amount_minor"] = [
+            "" if value is None or pd.isna(value) else str(int(value))
+            for value in frame["amount_minor"]
+        ]
     # The table stays narrow; every reason follows in full, one per exception.
     _print(frame.drop(columns=["reason"]).to_string(index=False))
     _print()
@@ -229,12 +234,14 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _exceptions_list(args: argparse.Namespace) -> int:
-    from ct_pipelines.defs.operations.logic.exceptions import records_table, select
+    from ct_pipelines.defs.operations.logic.exceptions import order_amounts, records_table, select
 
     now = datetime.now(UTC)
     with _store() as store:
         records = select(store, ids=args.ids, where=_filter(args), now=now)
-        rows = records_table(records[: args.limit] if args.limit else records, now)
+        rows = records_table(
+            records[: args.limit] if args.limit else records, now, order_amounts(store, now)
+        )
     _print_rows(rows, args.json)
     return 0
 

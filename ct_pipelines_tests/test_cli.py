@@ -162,3 +162,35 @@ def test_without_dagster_home_it_finds_the_projects_instance(
     assert code == 0, err
     assert f"using {home.resolve()}" in err and "no exceptions match" in out
     assert (home / "ct_pipelines.db").exists()
+
+
+def test_list_shows_the_amount_at_stake_beside_its_minor_units(
+    store: IntegrationStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from ct_pipelines.defs.order_to_cash.logic.batch import batch_frame
+    from ct_pipelines.kernel.shop import SHOP
+
+    today = datetime.now(UTC).astimezone(SHOP.tz).date().isoformat()
+    frame = batch_frame([])
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                [{"external_document_number": "UK-1", "gross_minor": 1270282, "currency": "GBP"}]
+            ),
+        ],
+        ignore_index=True,
+    )
+    store.write_snapshot("order_batches", frame, partition_key=today, taken_at=datetime.now(UTC))
+
+    code, out, _ = run(capsys, "exceptions", "list", "--entity", "UK-1")
+    assert code == 0
+    assert "GBP 12,702.82" in out and "1270282" in out
+    code, out, _ = run(capsys, "exceptions", "list", "--json")
+    rows = {row["entity"]: row for row in json.loads(out)}
+    assert (rows["UK-1"]["amount"], rows["UK-1"]["amount_minor"]) == ("GBP 12,702.82", 1270282)
+    assert (rows["SH1"]["amount"], rows["SH1"]["amount_minor"]) == ("", None)

@@ -152,5 +152,14 @@ def with_money_text(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def runbook_hint(check: str) -> str:
-    """Where a failing check's operator finds what to do."""
-    return f"What to do: {RUNBOOK}, section `{check}`."
+    """Where a failing check's operator finds what to do: a section of the runbook, named by
+    the check (its heading there is ``### `<check>` ...``)."""
+    return f"Runbook: {RUNBOOK}, section `{check}`."
+
+
+def check_text(check: str, passed: bool, ok: str, failed: str, todo: str) -> str:
+    """A check result as an operator reads it: ``ok`` when it passed; else what failed, what to
+    do and the runbook section (``failed`` and ``todo`` are sentences without a final stop)."""
+    if passed:
+        return ok
+    return f"{failed}. What to do: {todo}. {runbook_hint(check)}"

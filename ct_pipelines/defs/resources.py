@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from ct_pipelines.commercetools import CommercetoolsClient, CommercetoolsSettings
 from ct_pipelines.commercetools.settings import OPTIONAL_ENV_VARIABLES, REQUIRED_ENV_VARIABLES
+from ct_pipelines.defs.step_log import forwards_warnings
 from ct_pipelines.erp.port import ErpPort
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines.kernel.scrub import scrub_text
@@ -210,6 +211,7 @@ class CommercetoolsResource(dg.ConfigurableResource):
         return Path(self.sandbox_dir) if self.sandbox_dir else sandbox_dir()
 
     @contextmanager
+    @forwards_warnings
     def open_client(self) -> Iterator[CommercetoolsClient]:
         """A client for one step; closed when the step is done."""
         if self.uses_sandbox:
@@ -263,6 +265,7 @@ class ErpResource(dg.ConfigurableResource):
         return Path(self.sandbox_dir) if self.sandbox_dir else sandbox_dir()
 
     @contextmanager
+    @forwards_warnings
     def open_port(self) -> Iterator[ErpPort]:
         if self.mode == "tryton":
             from pydantic import SecretStr

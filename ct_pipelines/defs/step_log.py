@@ -3,23 +3,30 @@
 The logic modules log with Python ``logging`` (they know nothing of Dagster). While a step runs,
 ``event_log_for_step`` forwards those records (warnings and worse by default) from the
 ``ct_pipelines`` loggers to ``context.log``, so a parked order or an exhausted retry shows in the
-run's event log in the UI and not only on the code server's stderr. ``step_progress`` builds a
-``Progress`` whose lines go to the event log too.
+run's event log in the UI and not only on the code server's stderr. The resources' ``open_*``
+methods do the same for whatever step opens a client (``forwards_warnings``), so every asset,
+op and asset check that talks to commercetools or the ERP forwards its warnings, and a step
+that also forwards by itself writes each line once. ``step_progress`` builds a ``Progress``
+whose lines go to the event log too.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import dagster as dg
 
 from ct_pipelines.kernel.progress import Progress
 
 LOGGER = "ct_pipelines"
+P = ParamSpec("P")
+T = TypeVar("T")
 # The progress clock; a module attribute so tests can swap in a fake one (no real waiting).
 monotonic: Callable[[], float] = time.monotonic
 
@@ -46,25 +53,76 @@ class _EventLogHandler(logging.Handler):
             self._local.busy = False
 
 
+# The event logs being forwarded to now (by id), so nested forwarding writes each line once.
+_forwarding: dict[int, int] = {}
+_forwarding_lock = threading.Lock()
+
+
 @contextmanager
 def event_log_for_step(
-    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    context: dg.AssetExecutionContext | dg.OpExecutionContext | dg.AssetCheckExecutionContext,
     *,
     level: int = logging.WARNING,
     logger_name: str = LOGGER,
 ) -> Iterator[None]:
-    """Forward ``logger_name``'s records at ``level`` and above to the run's event log."""
+    """Forward ``logger_name``'s records at ``level`` and above to the run's event log.
+
+    Nested uses for one step (the asset's own block and a client the resources open inside
+    it) forward once: only the outermost adds a handler."""
+    log = context.log
+    with _forwarding_lock:
+        nested = _forwarding.get(id(log), 0) > 0
+        _forwarding[id(log)] = _forwarding.get(id(log), 0) + 1
     target = logging.getLogger(logger_name)
-    handler = _EventLogHandler(context.log, level)
-    target.addHandler(handler)
+    handler = None if nested else _EventLogHandler(log, level)
     old_level = target.level
-    if target.getEffectiveLevel() > level:
-        target.setLevel(level)
+    if handler is not None:
+        target.addHandler(handler)
+        if target.getEffectiveLevel() > level:
+            target.setLevel(level)
     try:
         yield
     finally:
-        target.removeHandler(handler)
-        target.setLevel(old_level)
+        if handler is not None:
+            target.removeHandler(handler)
+            target.setLevel(old_level)
+        with _forwarding_lock:
+            _forwarding[id(log)] -= 1
+            if not _forwarding[id(log)]:
+                del _forwarding[id(log)]
+
+
+def _current_step() -> dg.OpExecutionContext | None:
+    """The op, asset or asset check running in this thread, if any."""
+    try:
+        return dg.OpExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+@contextmanager
+def event_log_for_current_step() -> Iterator[None]:
+    """``event_log_for_step`` for whatever step runs now; nothing outside a step (a sensor, the
+    CLI, a test calling the logic directly)."""
+    context = _current_step()
+    if context is None:
+        yield
+        return
+    with event_log_for_step(context):
+        yield
+
+
+def forwards_warnings(open_: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
+    """For a resource's ``open_*`` generator: while what it opened is in use inside a step,
+    the warnings logged under ``ct_pipelines`` (retries, parked items, refusals) go to that
+    step's event log, whether the step is an asset, an op or an asset check."""
+
+    @functools.wraps(open_)
+    def forwarding(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        with event_log_for_current_step():
+            yield from open_(*args, **kwargs)
+
+    return forwarding
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json as json_module
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +57,7 @@ from ct_pipelines.erp.port import (
 from ct_pipelines.kernel.scrub import scrub, scrub_value
 from ct_pipelines.lib.retry import RetryEvent, RetryPolicy, send_with_retries
 
+logger = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # Header values must be visible ASCII; longer keys than this are hashed as well.
 _MAX_IDEMPOTENCY_KEY = 200
@@ -88,7 +90,7 @@ class RestErpClient:
         self._token = api_token
         self._retry = retry
         self._sleep = sleep
-        self._on_retry = on_retry
+        self._on_retry = on_retry or self._log_retry
         self._page_size = page_size
         self._http = httpx.Client(transport=transport, timeout=timeout)
 
@@ -99,6 +101,16 @@ class RestErpClient:
 
     def close(self) -> None:
         self._http.close()
+
+    @staticmethod
+    def _log_retry(event: RetryEvent) -> None:
+        # A warning, so a running step shows it in the run's event log (defs/step_log.py).
+        logger.warning(
+            "ERP: transient %s on attempt %d, retrying in %.2fs",
+            event.reason,
+            event.attempt,
+            event.delay,
+        )
 
     def __enter__(self) -> RestErpClient:
         return self
@@ -148,11 +160,17 @@ class RestErpClient:
             )
         except httpx.TimeoutException as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: no answer in time"
+                None,
+                type(exc).__name__,
+                f"{where}: no answer from {self.host} in time after {self._retry.max_attempts} "
+                "attempts: is the ERP up (CT_PIPELINES_ERP_URL)?",
             ) from None
         except httpx.TransportError as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: connection failed"
+                None,
+                type(exc).__name__,
+                f"{where}: could not reach {self.host} after {self._retry.max_attempts} "
+                "attempts: is CT_PIPELINES_ERP_URL right and the host reachable?",
             ) from None
         if allow_404 and response.status_code == 404:
             return None

@@ -437,3 +437,21 @@ def test_bulk_lookup_refuses_too_many_numbers(world: SandboxWorld) -> None:
         assert answer.status_code == 400 and "at most" in answer.json()["message"]
         empty = http.get(f"{SANDBOX_ERP_URL}/sales-orders", params={"external_document_number": ""})
         assert empty.status_code == 400
+
+
+def test_an_unreachable_erp_is_named_with_its_host_and_the_variable_that_holds_it() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    erp = RestErpClient(
+        "https://erp.example.invalid/api",
+        SecretStr("t0ken"),
+        transport=httpx.MockTransport(refuse),
+        retry=NO_WAIT,
+        sleep=lambda _s: None,
+    )
+    with pytest.raises(ErpTransientError) as raised:
+        erp.find_sales_order("UK-1")
+    message = str(raised.value)
+    assert "erp.example.invalid" in message and "CT_PIPELINES_ERP_URL" in message
+    assert "after 4 attempts" in message and "t0ken" not in message

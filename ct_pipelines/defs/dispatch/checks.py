@@ -15,7 +15,7 @@ from ct_pipelines.defs.dispatch.logic.engine import FLOW
 from ct_pipelines.defs.dispatch.logic.lookup import find_orders
 from ct_pipelines.defs.dispatch.logic.plan import all_deliveries
 from ct_pipelines.defs.dispatch.logic.shipments import recent_shipments
-from ct_pipelines.defs.metadata import markdown_table, runbook_hint
+from ct_pipelines.defs.metadata import check_text, markdown_table
 from ct_pipelines.defs.resources import CommercetoolsResource, IntegrationStoreResource
 
 
@@ -57,14 +57,16 @@ def failed_dispatch_updates(
     return dg.AssetCheckResult(
         passed=failed.empty,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            "every shipment is visible in commercetools"
-            if failed.empty
-            else f"{len(failed)} shipments shipped more than {config.failed_after_minutes} "
+        description=check_text(
+            "failed_dispatch_updates",
+            failed.empty,
+            "every shipment is visible in commercetools",
+            f"{len(failed)} shipments shipped more than {config.failed_after_minutes} "
             "minutes ago are not visible in commercetools, orders "
-            + ", ".join(failed["order"].head(10))
-            + "; run dispatch_job. "
-            + runbook_hint("failed_dispatch_updates")
+            + ", ".join(failed["order"].head(10)),
+            "trace one of the orders (`ct-pipelines trace <order>`); if its shipment is on the "
+            "exception queue, fix the reason and retry, else run dispatch_job and tell IT if "
+            "it stays",
         ),
         metadata={
             "failed_status_updates": len(failed),
@@ -95,6 +97,15 @@ def deliveries_without_tracking_ids(
     return dg.AssetCheckResult(
         passed=untracked.empty,
         severity=dg.AssetCheckSeverity.WARN,
+        description=check_text(
+            "deliveries_without_tracking_ids",
+            untracked.empty,
+            f"every one of {deliveries} recent deliveries has a tracking id",
+            f"{len(untracked)} of {deliveries} recent deliveries have no tracking id, orders "
+            + ", ".join(str(o) for o in untracked["order"].head(10)),
+            "ask the warehouse why the carrier's tracking number was not captured in the WMS "
+            "and correct it there",
+        ),
         metadata={
             "deliveries_without_tracking": len(untracked),
             "orders_affected": int(untracked["order"].nunique()),

@@ -429,11 +429,33 @@ def finance_reconciliation(
                 VARIANCES, day_variances, partition_key=key, taken_at=taken_at
             )
             context.log.info("%s %s: %d variances", RECONCILIATION, key, len(result.variances))
+            if result.variances:
+                context.log.warning(_variance_warning(key, result.variances))
             by_partition[key] = {
                 **results_metadata(day_totals),
                 **with_tables(reconciliation_metadata(day_totals, day_variances)),
             }
     return dg.MaterializeResult(metadata=report_partitions(context, by_partition))
+
+
+def _variance_warning(day: str, variances: list[Any]) -> str:
+    """One line for the event log: the day's variances by currency as people read them, and
+    the first orders behind them."""
+    absolute: dict[str, int] = {}
+    for variance in variances:
+        absolute[variance.currency] = absolute.get(variance.currency, 0) + abs(
+            variance.variance_minor
+        )
+    documents = sorted({str(v.document or v.reference or "") for v in variances} - {""})
+    return (
+        f"{RECONCILIATION} {day}: {len(variances)} variances between commercetools and the ERP, "
+        + "; ".join(
+            f"{display_money(v, c)} ({v} {c} minor units)" for c, v in sorted(absolute.items())
+        )
+        + f" absolute; orders {', '.join(documents[:10])}"
+        + (" …" if len(documents) > 10 else "")
+        + " (check finance_zero_variance)"
+    )
 
 
 @dg.asset(

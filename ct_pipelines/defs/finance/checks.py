@@ -27,7 +27,13 @@ from ct_pipelines.defs.finance.logic.snapshots import (
     VARIANCES,
 )
 from ct_pipelines.defs.finance.resources import SettlementFilesResource
-from ct_pipelines.defs.metadata import markdown_table, runbook_hint, with_money_text, with_tables
+from ct_pipelines.defs.metadata import (
+    check_text,
+    markdown_table,
+    runbook_hint,
+    with_money_text,
+    with_tables,
+)
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
 
 
@@ -79,8 +85,9 @@ def finance_zero_variance(
                 )
                 or "order counts"
             )
-            + " (absolute, over the window). "
-            + runbook_hint("finance_zero_variance")
+            + " (absolute, over the window). What to do: trace the orders named in the "
+            "metadata (usually orphaned orders or a totals difference), fix them, then re-run "
+            "finance_nightly for the day. " + runbook_hint("finance_zero_variance")
         ),
         metadata=with_money_text(with_tables(metadata)),
     )
@@ -102,9 +109,21 @@ def finance_days_posted(
     )
     with erp.open_port() as port:
         gaps = posting_gaps(integration_store, port, days)
+    missing_days = sorted({str(d) for d in gaps["day"]}) if len(gaps) else []
     return dg.AssetCheckResult(
         passed=gaps.empty,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=check_text(
+            "finance_days_posted",
+            gaps.empty,
+            f"every one of {len(days)} completed shop days has its journals in the ERP",
+            f"{len(missing_days)} completed shop days have no journal in the ERP ("
+            + ", ".join(missing_days[:7])
+            + (" …" if len(missing_days) > 7 else "")
+            + ")",
+            "check that finance_nightly is on, then launch finance_nightly (a backfill of the "
+            "finance assets) for those days; a day already posted is never posted twice",
+        ),
         metadata={
             "counted_from": counted_from or "no day built yet",
             "days_checked": len(days),
@@ -147,8 +166,9 @@ def finance_tax_rounding_patterns(
         description=(
             "no tax rounding differences"
             if count == 0
-            else f"{count} orders round tax differently from their lines. "
-            + runbook_hint("finance_tax_rounding_patterns")
+            else f"{count} orders round tax differently from their lines. What to do: finance "
+            "reviews with the accountant whether a rounding journal is needed and agrees a rule "
+            "with IT. " + runbook_hint("finance_tax_rounding_patterns")
         ),
         metadata=with_money_text(metadata),
     )

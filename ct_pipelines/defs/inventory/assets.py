@@ -92,7 +92,9 @@ class InventorySyncConfig(dg.Config):
         dg.AssetCheckSpec(
             checks.SYNC_GUARD,
             asset="inventory_sync",
-            description="the plan was not destructive (or an operator forced it, audited)",
+            description="The sync's plan was not destructive: it would not zero or remove "
+            "more than the allowed share of a channel's stock, and the ERP feed matched enough "
+            "of the shop's SKUs (or an operator forced it, audited).",
         ),
     ],
     description=(

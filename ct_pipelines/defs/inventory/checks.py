@@ -17,6 +17,7 @@ from ct_pipelines.defs.inventory.logic.guard import GuardVerdict
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings
 from ct_pipelines.defs.inventory.logic.sync import Analysis, SyncStats
 from ct_pipelines.defs.inventory.logic.targets import TargetSet
+from ct_pipelines.defs.metadata import check_text
 from ct_pipelines.defs.resources import IntegrationStoreResource
 
 SNAPSHOTS = "inventory_snapshots"
@@ -29,7 +30,8 @@ SYNC_FAILURES = "inventory_sync_failures"
 SYNC_FAILURES_SPEC = dg.AssetCheckSpec(
     SYNC_FAILURES,
     asset="inventory_sync",
-    description="Stock writes commercetools refused or that could not be sent in this sync.",
+    description="Every stock write of this sync reached commercetools: none refused, none left "
+    "unsent.",
 )
 SYNC_GUARD = "inventory_sync_guard"
 #: drift above this share of compared entries is an error, below it a warning (in flight)
@@ -39,12 +41,29 @@ DRIFT_ERROR_RATIO = 0.01
 CheckMetadata = dict[str, dg.MetadataValue | int | float]
 
 SNAPSHOT_CHECK_SPECS = [
-    dg.AssetCheckSpec(DRIFT, asset=SNAPSHOTS, description="commercetools quantity vs target"),
     dg.AssetCheckSpec(
-        OVERSELL, asset=SNAPSHOTS, description="commercetools available above the ERP's"
+        DRIFT,
+        asset=SNAPSHOTS,
+        description="Every SKU in every supply channel shows in commercetools the quantity the "
+        "ERP/WMS says should be available (ERP available minus the buffer).",
     ),
-    dg.AssetCheckSpec(UNMAPPED, asset=SNAPSHOTS, description="locations/channels outside rules"),
-    dg.AssetCheckSpec(NEGATIVE, asset=SNAPSHOTS, description="negative stock on either side"),
+    dg.AssetCheckSpec(
+        OVERSELL,
+        asset=SNAPSHOTS,
+        description="No SKU shows more available in commercetools than the ERP/WMS has for its "
+        "channel (customers could buy stock that does not exist).",
+    ),
+    dg.AssetCheckSpec(
+        UNMAPPED,
+        asset=SNAPSHOTS,
+        description="Every stocked ERP location and every supply channel is mapped (or "
+        "deliberately ignored) in the inventory rules, so no stock goes unpublished.",
+    ),
+    dg.AssetCheckSpec(
+        NEGATIVE,
+        asset=SNAPSHOTS,
+        description="No ERP stock row and no commercetools entry holds negative stock.",
+    ),
 ]
 
 
@@ -73,10 +92,20 @@ def drift_result(analysis: Analysis) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR
         if ratio > DRIFT_ERROR_RATIO
         else dg.AssetCheckSeverity.WARN,
-        description=(
-            "commercetools matches the targets"
-            if drifted == 0
-            else f"{drifted} of {compared} entries differ from their target"
+        description=check_text(
+            DRIFT,
+            drifted == 0,
+            f"all {compared} entries in commercetools hold their target",
+            f"{drifted} of {compared} entries in commercetools differ from what the ERP/WMS "
+            "says should be available (by channel: "
+            + ", ".join(
+                f"{channel} {counts.drifted}"
+                for channel, counts in sorted(plan.per_channel.items())
+                if counts.drifted
+            )
+            + ")",
+            "the next inventory_full_reconciliation repairs drift; if it stays, look at the "
+            "channels in the metadata and tell IT the channel name",
         ),
         metadata=metadata,
     )
@@ -93,10 +122,14 @@ def oversell_result(analysis: Analysis) -> dg.AssetCheckResult:
         asset_key=SNAPSHOTS,
         passed=total == 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            "no channel offers more than the ERP has"
-            if total == 0
-            else f"{total} entries show more available in commercetools than in the ERP"
+        description=check_text(
+            OVERSELL,
+            total == 0,
+            "no channel offers more than the ERP has",
+            f"{total} entries show more available in commercetools than in the ERP (by "
+            "channel: " + ", ".join(f"{c} {n}" for c, n in per_channel.items() if n) + ")",
+            "run inventory_full_reconciliation now; if the check still fails, tell IT and "
+            "consider taking the SKUs offline",
         ),
         metadata=metadata,
     )
@@ -116,10 +149,20 @@ def unmapped_result(analysis: Analysis) -> dg.AssetCheckResult:
         asset_key=SNAPSHOTS,
         passed=report.problems == 0,
         severity=severity,
-        description=(
-            "every location and supply channel is mapped or ignored"
-            if report.problems == 0
-            else f"{report.problems} mapping gaps"
+        description=check_text(
+            UNMAPPED,
+            report.problems == 0,
+            "every location and supply channel is mapped or ignored",
+            f"{report.problems} mapping gaps: {len(report.unmapped_locations)} ERP locations "
+            f"and {len(report.unmapped_channels)} supply channels without a rule, "
+            f"{len(report.missing_channels)} channels of the rules missing in commercetools"
+            + (
+                f" ({', '.join(sorted(report.missing_channels)[:5])})"
+                if report.missing_channels
+                else ""
+            ),
+            "the stock team tells IT which location belongs to which channel; IT updates the "
+            "inventory rules (CT_PIPELINES_INVENTORY_RULES)",
         ),
         metadata={
             "unmapped_locations": len(report.unmapped_locations),
@@ -155,9 +198,14 @@ def negative_result(targets: TargetSet, current: CtInventory) -> dg.AssetCheckRe
         asset_key=SNAPSHOTS,
         passed=erp + ct == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        description="no negative stock"
-        if erp + ct == 0
-        else f"negative stock: {erp} ERP rows, {ct} commercetools entries",
+        description=check_text(
+            NEGATIVE,
+            erp + ct == 0,
+            "no negative stock",
+            f"negative stock: {erp} ERP rows, {ct} commercetools entries",
+            "the warehouse corrects the stock count in the WMS (a missed goods receipt or a "
+            "double-booked sale)",
+        ),
         metadata=metadata,
     )
 
@@ -173,9 +221,16 @@ def sync_failures_result(stats: SyncStats) -> dg.AssetCheckResult:
         asset_key="inventory_sync",
         passed=failed == 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="every planned write succeeded"
-        if failed == 0
-        else f"{failed} entries could not be written; the next reconciliation retries them",
+        description=check_text(
+            SYNC_FAILURES,
+            failed == 0,
+            "every planned write succeeded",
+            f"{failed} stock entries could not be written (by code: "
+            + ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
+            + ")",
+            "nothing for transient failures, the next reconciliation retries them; tell IT "
+            "when the same SKUs fail again (first ones in the metadata)",
+        ),
         metadata={
             "failed": failed,
             "failures_by_code": dg.MetadataValue.json(codes),
@@ -193,11 +248,27 @@ def guard_result(verdict: GuardVerdict, *, forced: bool = False) -> dg.AssetChec
     """Failed (ERROR) when the plan was destructive: refused, or applied only by force; a WARN
     when creates for SKUs no product has were left out."""
     if verdict.refused:
-        description = ("FORCED by an operator: " if forced else "") + verdict.message()
+        description = check_text(
+            SYNC_GUARD,
+            False,
+            "",
+            ("FORCED by an operator: " if forced else "") + verdict.message().rstrip("."),
+            "compare the ERP feed with the shop (re-keyed SKUs, a wrong location mapping, a "
+            "half-finished ERP import); only when the stock really is gone, IT re-runs "
+            "inventory_sync with `force: true` and a `force_reason`"
+            if not forced
+            else "check with whoever forced it (the `guard_override` exception says who and "
+            "why) that the stock really was gone",
+        )
     elif verdict.unknown_sku_creates:
-        description = (
+        description = check_text(
+            SYNC_GUARD,
+            False,
+            "",
             f"{verdict.unknown_sku_creates} entries not created: their SKUs are no product's "
-            f"variant (first: {', '.join(verdict.unknown_skus)})"
+            f"variant (first: {', '.join(verdict.unknown_skus)})",
+            "the product team creates the products in commercetools (product_master_sync_job) "
+            "or removes the SKUs from the ERP's stock feed",
         )
     else:
         description = "the plan is within the limits"
@@ -237,7 +308,13 @@ def staleness_result(
         return dg.AssetCheckResult(
             passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
-            description="no inventory snapshot has been taken yet",
+            description=check_text(
+                STALENESS,
+                False,
+                "",
+                "no inventory snapshot has been taken yet",
+                "turn on the schedule inventory_full_reconciliation (or run it once)",
+            ),
             metadata=metadata,
         )
     age = now - last_taken_at
@@ -247,9 +324,14 @@ def staleness_result(
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"last snapshot {age.total_seconds() / 60:.0f} min ago"
-            + ("" if passed else f", older than the {settings.reconcile_minutes} min cadence")
+        description=check_text(
+            STALENESS,
+            passed,
+            f"last snapshot {age.total_seconds() / 60:.0f} min ago",
+            f"the last inventory snapshot is {age.total_seconds() / 60:.0f} minutes old, older "
+            f"than the {settings.reconcile_minutes}-minute reconciliation cadence",
+            "check that the schedule inventory_full_reconciliation is on and its last runs "
+            "succeeded; tell IT if they fail",
         ),
         metadata=metadata,
     )
@@ -258,7 +340,8 @@ def staleness_result(
 @dg.asset_check(
     asset=SNAPSHOTS,
     name=STALENESS,
-    description="The latest inventory snapshot is no older than the reconciliation cadence.",
+    description="The latest inventory snapshot is no older than the reconciliation cadence "
+    "(CT_PIPELINES_INVENTORY_RECONCILE_MINUTES), so stock figures are not going stale.",
 )
 def inventory_snapshot_staleness(store: IntegrationStoreResource) -> dg.AssetCheckResult:
     snapshots = store.get_store().list_snapshots(SNAPSHOTS)

@@ -18,8 +18,7 @@ from ct_pipelines.defs.operations.instance_reads import (
 )
 from ct_pipelines.defs.operations.logic import health as health_report
 from ct_pipelines.defs.operations.logic import patterns as pattern_report
-from ct_pipelines.defs.operations.logic.exceptions import QUEUE_COLUMNS, queue_rows
-from ct_pipelines.defs.order_to_cash.logic.checks import recent_batches
+from ct_pipelines.defs.operations.logic.exceptions import QUEUE_COLUMNS, order_amounts, queue_rows
 from ct_pipelines.defs.resources import IntegrationStoreResource
 from ct_pipelines.kernel.money import display_money
 from ct_pipelines.kernel.shop import SHOP
@@ -137,6 +136,8 @@ class IntegrationHealthConfig(dg.Config):
         "product_master": 26.0,
     }
     default_expected_every_hours: float = 26.0
+    # Order amounts (the money the open exceptions hold up) from this many recent shop days.
+    amount_lookback_days: int = 14
 
 
 @dg.asset(
@@ -176,13 +177,21 @@ def integration_health(
         for c in latest_check_states(context.instance, repository.asset_graph)
         if c.flow not in NOT_FLOWS
     ]
+    unresolved = integration_store.list_exceptions(status=["open", "retrying"])
     report = health_report.integration_health(
         facts,
         checks,
-        integration_store.list_exceptions(status=["open", "retrying"]),
+        unresolved,
         failed_runs(context.instance, repository, now - timedelta(hours=24)),
         now=now,
     )
+    # What the open exceptions hold up, in money: the gross of the orders among them.
+    amounts = order_amounts(integration_store, now, config.amount_lookback_days)
+    at_stake: dict[str, int] = {}
+    for record in unresolved:
+        money = amounts.get(record.entity_key)
+        if money:
+            at_stake[money[1]] = at_stake.get(money[1], 0) + money[0]
     statuses = report.flows.set_index("flow")["status"].to_dict()
     ages = [c.at for c in checks if c.at is not None]
     return dg.MaterializeResult(
@@ -197,6 +206,8 @@ def integration_health(
             "flows_needing_action": sum(1 for s in statuses.values() if s == "action needed"),
             "flows_needing_attention": sum(1 for s in statuses.values() if s == "attention"),
             "open_exceptions": int(report.flows["open_exceptions"].sum()),
+            "amount_at_stake": money_text(at_stake),
+            "amount_at_stake_minor": dg.MetadataValue.json(at_stake),
             "failing_checks": sum(1 for c in checks if c.passed is False),
             "failed_runs_24h": len({r.run_id for r in report.failed_runs}),
             "status_by_flow": dg.MetadataValue.json(statuses),
@@ -234,21 +245,7 @@ def exception_queue(
         if r.resolved_at is not None and r.resolved_at >= since
     ]
     records.sort(key=lambda r: (r.status == "resolved", r.created_at))
-    batches = recent_batches(integration_store, config.amount_lookback_days, now)
-    amounts = (
-        {
-            str(doc): (int(gross), str(currency))
-            for doc, gross, currency in zip(
-                batches["external_document_number"],
-                batches["gross_minor"],
-                batches["currency"],
-                strict=True,
-            )
-            if pd.notna(gross)
-        }
-        if len(batches)
-        else {}
-    )
+    amounts = order_amounts(integration_store, now, config.amount_lookback_days)
     rows = queue_rows(records, now, amounts=amounts, display=display_money)
     frame = pd.DataFrame(rows, columns=list(QUEUE_COLUMNS))
     frame["amount_minor"] = frame["amount_minor"].astype("Int64")

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ct_pipelines.defs.metadata import markdown_table, runbook_hint
+from ct_pipelines.defs.metadata import check_text, markdown_table
 from ct_pipelines.defs.order_to_cash import assets as o2c
 from ct_pipelines.defs.order_to_cash.logic.checks import (
     duplicate_documents,
@@ -17,6 +17,7 @@ from ct_pipelines.defs.order_to_cash.logic.checks import (
 )
 from ct_pipelines.defs.order_to_cash.logic.engine import FLOW
 from ct_pipelines.defs.resources import ErpResource, IntegrationStoreResource
+from ct_pipelines.kernel.money import display_amounts, display_money
 from ct_pipelines.kernel.shop import SHOP
 
 
@@ -44,14 +45,17 @@ def orphaned_orders(
     return dg.AssetCheckResult(
         passed=orphans.empty,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"no eligible order has waited more than {config.orphan_after_minutes} minutes"
-            if orphans.empty
-            else f"{len(orphans)} eligible orders not in the ERP after more than "
+        description=check_text(
+            "orphaned_orders",
+            orphans.empty,
+            f"no eligible order has waited more than {config.orphan_after_minutes} minutes",
+            f"{len(orphans)} paid or authorised orders are not in the ERP after more than "
             f"{config.orphan_after_minutes} minutes (first: "
             + ", ".join(orphans["external_document_number"].head(5))
-            + "); run order_export_job for their days or order_export_retry. "
-            + runbook_hint("orphaned_orders")
+            + ")",
+            "look for them on the exception queue (`ct-pipelines exceptions list --flow "
+            "order_to_cash`), fix the reason and retry; if they are not there, run "
+            "order_export_job for their days",
         ),
         metadata={
             "orphaned_orders": len(orphans),
@@ -97,22 +101,43 @@ def totals_parity(
         else totals_mismatches(pd.DataFrame(), {})
     )
     absolute = int(mismatches["difference"].abs().sum()) if len(mismatches) else 0
+    by_currency = (
+        {
+            str(c): int(v)
+            for c, v in mismatches.groupby("currency")["difference"]
+            .agg(lambda d: d.abs().sum())
+            .items()
+        }
+        if len(mismatches)
+        else {}
+    )
+    shown = mismatches.copy()
+    for column in ("commercetools", "erp", "difference"):
+        shown[f"{column}_text"] = [
+            display_money(int(v), str(c))
+            for v, c in zip(shown[column], shown["currency"], strict=True)
+        ]
+    differing = int(mismatches["order"].nunique()) if len(mismatches) else 0
     return dg.AssetCheckResult(
         passed=mismatches.empty and missing == 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{len(erp_orders)} exported orders match the ERP to the minor unit"
-            if mismatches.empty and missing == 0
-            else f"{int(mismatches['order'].nunique()) if len(mismatches) else 0} orders differ "
-            f"from the ERP, {missing} in the ledger but missing in the ERP. "
-            + runbook_hint("totals_parity")
+        description=check_text(
+            "totals_parity",
+            mismatches.empty and missing == 0,
+            f"{len(erp_orders)} exported orders match the ERP to the minor unit",
+            f"{differing} orders differ from the ERP by {display_amounts(by_currency)} "
+            f"(absolute), {missing} are in the ledger but missing in the ERP",
+            "finance compares the listed orders in both systems and corrects the ERP document "
+            "(credit note or amendment), without exporting again; tell IT about orders missing "
+            "in the ERP",
         ),
         metadata={
             "orders_compared": len(erp_orders),
-            "orders_with_differences": int(mismatches["order"].nunique()) if len(mismatches) else 0,
+            "orders_with_differences": differing,
             "ledger_says_exported_but_missing_in_erp": missing,
             "absolute_difference_minor": absolute,
-            "differences": markdown_table(mismatches, 25),
+            "absolute_difference": display_amounts(by_currency),
+            "differences": markdown_table(shown, 25),
         },
     )
 
@@ -131,10 +156,30 @@ def tax_rounding(config: OrderCheckConfig, store: IntegrationStoreResource) -> d
     for raw in affected["tax_rounding_diff"] if len(affected) else []:
         for rate, diff in json.loads(raw).items():
             by_rate[rate] = by_rate.get(rate, 0) + int(diff)
+    by_currency = (
+        {
+            str(c): int(v)
+            for c, v in affected.groupby("currency")["tax_rounding_abs_minor"].sum().items()
+        }
+        if len(affected)
+        else {}
+    )
     return dg.AssetCheckResult(
         passed=affected.empty,
         severity=dg.AssetCheckSeverity.WARN,
+        description=check_text(
+            "tax_rounding",
+            affected.empty,
+            "every order's line taxes add up to its tax per rate",
+            f"{len(affected)} orders' line taxes differ from their tax per rate by "
+            f"{display_amounts(by_currency)} (absolute; first: "
+            + ", ".join(affected["external_document_number"].head(5))
+            + ")",
+            "nothing per order; if the count grows, finance decides with IT whether the ERP "
+            "posts the order's tax portions or the line taxes",
+        ),
         metadata={
+            "absolute_difference": display_amounts(by_currency),
             "orders_with_rounding_differences": len(affected),
             "absolute_difference_minor": int(affected["tax_rounding_abs_minor"].sum())
             if len(affected)
@@ -174,6 +219,18 @@ def unmapped_skus_and_tax_codes(
     return dg.AssetCheckResult(
         passed=unmapped.empty,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=check_text(
+            "unmapped_skus_and_tax_codes",
+            unmapped.empty,
+            "every SKU and tax rate of recent orders maps to the ERP",
+            f"{len(unmapped)} recent orders cannot be exported: {len(skus)} SKUs the ERP does "
+            "not know"
+            + (f" (first: {', '.join(str(k) for k in skus.head(5).index)})" if len(skus) else "")
+            + f", {tax} orders with a tax rate that has no ERP tax code",
+            "the product team creates the missing items in the ERP, finance adds the missing "
+            "tax codes; then `ct-pipelines exceptions retry --category unknown_sku` (or "
+            "`unknown_tax_code`)",
+        ),
         metadata={
             "orders_blocked": len(unmapped),
             "unmapped_skus": len(skus),
@@ -204,6 +261,20 @@ def duplicate_erp_documents(config: OrderCheckConfig, erp: ErpResource) -> dg.As
     return dg.AssetCheckResult(
         passed=duplicates.empty,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=check_text(
+            "duplicate_erp_documents",
+            duplicates.empty,
+            f"{len(erp_orders)} ERP documents, no sale among them twice",
+            f"{len(duplicates)} ERP documents hold "
+            f"{int(duplicates['source_order_id'].nunique()) if len(duplicates) else 0} sales "
+            "more than once (orders: "
+            + ", ".join(
+                sorted({str(k) for k in duplicates.get("external_document_number", [])})[:5]
+            )
+            + ")",
+            "finance and the warehouse cancel or credit the second document in the ERP before "
+            "it ships, then tell IT with the order numbers",
+        ),
         metadata={
             "erp_documents_checked": len(erp_orders),
             "duplicate_documents": len(duplicates),

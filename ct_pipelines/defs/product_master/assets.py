@@ -12,7 +12,7 @@ from typing import Literal
 import dagster as dg
 
 from ct_pipelines.defs import systems
-from ct_pipelines.defs.metadata import frame_metadata, markdown_table
+from ct_pipelines.defs.metadata import check_text, frame_metadata, markdown_table
 from ct_pipelines.defs.product_master.logic.frames import (
     PRODUCT_MASTER_COLUMNS,
     PRODUCT_SYNC_COLUMNS,
@@ -169,6 +169,14 @@ def commercetools_products(
         len(result.failed),
         drift,
     )
+    if plan.issues:
+        # What the sync skipped or sent only in part: a warning, so it shows in the event log.
+        context.log.warning(
+            "commercetools_products: %d things not sent as the master has them (%s); first: %s",
+            len(plan.issues),
+            ", ".join(f"{kind} {n}" for kind, n in issue_counts(plan).items()),
+            "; ".join(f"{issue.entity}: {issue.detail}" for issue in plan.issues[:5]),
+        )
     if result.aborted:
         raise dg.Failure(
             f"product sync stopped after {len(result.failed)} failed products; "
@@ -212,9 +220,15 @@ def commercetools_products(
         # A failed product means the master's data did not arrive; a reported edit is a
         # decision waiting for a person.
         severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,
-        description=(
-            "Mastered fields edited in commercetools and left as reported, and products whose "
-            "sync failed"
+        description=check_text(
+            MASTER_RULE_CHECK,
+            unreverted == 0 and failed == 0,
+            "every mastered field is as the master has it and every product synced",
+            f"{unreverted} edits made in commercetools to fields the master owns were left as "
+            f"reported, {failed} products failed to sync",
+            "decide whether each edit was right: if so make it in the master, if not the next "
+            "sync reverts it; failed products are on the exception queue with their reason "
+            "(`ct-pipelines exceptions list --flow product_master`)",
         ),
         metadata={
             "drift_reported": unreverted,

@@ -25,6 +25,8 @@ from ct_pipelines.defs.dispatch.logic.engine import FLOW
 from ct_pipelines.defs.dispatch.logic.keys import delivery_key
 from ct_pipelines.defs.dispatch.sensors import new_erp_shipments
 from ct_pipelines.defs.resources import build_resources
+from ct_pipelines_tests.event_log import event_log_lines
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import SandboxWorld
 from ct_sandbox import db as world_db
 from ct_sandbox.erp_app import record_shipment
@@ -263,10 +265,18 @@ def test_shipment_for_an_order_cancelled_in_commercetools_is_queued(
         [{"sku": doc["lineItems"][0]["variant"]["sku"], "quantity": 1}],
     )
 
-    dispatch(resources, checks=False)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(ASSETS, resources=resources, instance=instance)
 
     [queued] = resources["store"].get_store().list_exceptions(flow=FLOW, entity_key=number)
     assert queued.category == "order_cancelled"
+    # The operator reads it in the run's event log too, not only on the code server's stderr.
+    assert event_log_lines(
+        instance,
+        result.run_id,
+        f"dispatch of {number} to {document} failed: order_cancelled",
+        step="commercetools_deliveries",
+    )
     assert f"order {document} is cancelled" in queued.reason
 
 
@@ -288,6 +298,7 @@ def test_failed_dispatch_drift_is_caught_with_the_order_named(
     assert values["oldest_age_minutes"] >= 10
     assert broken["external_document_number"] in values["orders"]
     assert broken["external_document_number"] in (check.description or "")
+    assert_says_what_to_do(check.description, "failed_dispatch_updates")
 
 
 def test_sensor_requests_new_shipments_once_and_skips_when_nothing_is_new(
@@ -349,4 +360,5 @@ def test_shipment_without_tracking_is_dispatched_and_flagged(
     values = {k: getattr(v, "value", v) for k, v in untracked.metadata.items()}
     assert values["deliveries_without_tracking"] == 1
     assert document in values["orders"] and delivery_key(number) in values["orders"]
+    assert_says_what_to_do(untracked.description, "deliveries_without_tracking_ids")
     assert evaluations["failed_dispatch_updates"].passed

@@ -20,6 +20,7 @@ from ct_pipelines_tests.defs.finance.helpers import (
     run_finance,
 )
 from ct_pipelines_tests.defs.order_to_cash.helpers import export_day, past_day, world_for
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import db
 
 # Ten days back lies before the seeded week of history: the day holds only the orders a test
@@ -154,6 +155,9 @@ def test_injected_errors_are_named_with_their_amounts_and_nothing_else(sandbox_d
     rounding = check_result(result, "finance_tax_rounding_patterns")
     assert not rounding.passed and rounding.severity == dg.AssetCheckSeverity.WARN
     assert rounding.metadata["orders_with_rounding_difference"].value == 1
+    assert "GBP " in str(zero.description)  # the variance as people read it
+    assert_says_what_to_do(zero.description, "finance_zero_variance")
+    assert_says_what_to_do(rounding.description, "finance_tax_rounding_patterns")
 
     # The VAT summary gives the refund's VAT back at the refunded order's rates.
     vat = _store().read_snapshot("finance_vat_summary", partition_key=day.isoformat())

@@ -12,6 +12,7 @@ import pytest
 from ct_pipelines.defs.finance.schedules import finance_nightly, finance_nightly_job
 from ct_pipelines_tests.defs.finance.helpers import check_result, metadata, run_finance
 from ct_pipelines_tests.defs.order_to_cash.helpers import past_day, world_for
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import db
 
 LONDON = ZoneInfo("Europe/London")
@@ -69,6 +70,8 @@ def test_days_posted_names_days_never_built_and_journals_gone_from_the_erp(
     assert str(past_day(world, 2)) in gaps and "never built" in gaps
     # Before the first day built is not a gap: nothing was meant to be built then.
     assert str(past_day(world, 4)) not in gaps
+    assert str(built[1]) in str(check.description)
+    assert_says_what_to_do(check.description, "finance_days_posted")
 
 
 def test_days_posted_counts_from_the_configured_start_when_one_is_set(

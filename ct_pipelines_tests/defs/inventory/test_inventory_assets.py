@@ -20,6 +20,7 @@ from ct_pipelines.defs.inventory.logic import InventorySync, load_rules
 from ct_pipelines.defs.inventory.logic.settings import InventorySettings, reconcile_cron
 from ct_pipelines.defs.inventory.sensors import inventory_stock_movements
 from ct_pipelines.defs.resources import build_resources, sandbox_settings
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import SandboxWorld
 from ct_sandbox.db import connect, format_timestamp, transaction
 from ct_sandbox.erp_app import record_movement
@@ -49,6 +50,8 @@ def test_drift_is_found_then_repaired_by_the_full_reconciliation(sandbox_dir: Pa
     channels = {d["channel_key"] for d in injected["details"]}
     assert sum(drift.metadata[f"drifted:{c}"].value for c in channels) == 5
     assert _checks(before)[checks.UNMAPPED].passed
+    assert "5 of " in str(drift.description)
+    assert_says_what_to_do(drift.description, checks.DRIFT)
 
     after = dg.materialize(
         [inventory_sync, inventory_snapshots, inventory_snapshot_staleness], resources=resources
@@ -187,6 +190,9 @@ def test_staleness_follows_the_cadence(sandbox_dir: Path) -> None:
     assert fresh.passed and not stale.passed and not never.passed
     assert stale.metadata["age_minutes"].value == 36.0
     assert stale.metadata["cadence_minutes"].value == 30
+    assert "36 minutes old" in str(stale.description)
+    assert_says_what_to_do(stale.description, checks.STALENESS)
+    assert_says_what_to_do(never.description, checks.STALENESS)
 
     resources = build_resources()
     result = dg.materialize(

@@ -10,6 +10,7 @@ import dagster as dg
 from ct_pipelines.defs.inventory import checks
 from ct_pipelines.defs.inventory.assets import inventory_sync
 from ct_pipelines.defs.resources import build_resources
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import SandboxWorld
 from ct_sandbox.db import connect, transaction
 
@@ -80,6 +81,7 @@ def test_zeroing_more_than_a_fifth_of_a_channel_is_refused(sandbox_dir: Path) ->
     guard = _guard(run)
     assert guard.severity == dg.AssetCheckSeverity.ERROR and not guard.passed
     assert "channel wh-manchester" in str(guard.description)
+    assert_says_what_to_do(guard.description, "inventory_sync_guard")
     assert guard.metadata["zeroed:wh-manchester"].value > 0
     assert guard.metadata["zeroed:store-london"].value == 0
 
@@ -107,6 +109,8 @@ def test_force_overrides_the_guard_with_an_audit_row_and_still_creates_no_unknow
     assert len(_inventory(world)) == entries_before  # no entry for an ERP-* SKU
     guard = _guard(run)
     assert not guard.passed and guard.metadata["forced"].value is True
+    assert str(guard.description).startswith("FORCED by an operator")
+    assert_says_what_to_do(guard.description, "inventory_sync_guard")
     store = resources["store"].get_store()
     audit = store.list_exceptions(flow="inventory", category="guard_override", status="resolved")
     assert len(audit) == 1

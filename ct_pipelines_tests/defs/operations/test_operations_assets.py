@@ -53,6 +53,27 @@ def store_resource(tmp_path: Path) -> Iterator[IntegrationStoreResource]:
             sku=f"SKU-{n}",
             channel=f"web-{n}",
         )
+    # UK-0 and UK-1 are orders of today's batch: the money the open exceptions hold up.
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from ct_pipelines.defs.order_to_cash.logic.batch import batch_frame
+    from ct_pipelines.kernel.shop import SHOP
+
+    today = datetime.now(UTC).astimezone(SHOP.tz).date().isoformat()
+    orders = pd.DataFrame(
+        [
+            {"external_document_number": "UK-0", "gross_minor": 1270282, "currency": "GBP"},
+            {"external_document_number": "UK-1", "gross_minor": 1000, "currency": "GBP"},
+        ]
+    )
+    store.write_snapshot(
+        "order_batches",
+        pd.concat([batch_frame([]), orders], ignore_index=True),
+        partition_key=today,
+        taken_at=datetime.now(UTC),
+    )
     yield resource
 
 
@@ -92,6 +113,8 @@ def test_patterns_and_health_over_exceptions_and_failed_checks(
     assert statuses["dispatch"] == "attention"  # open exceptions, recent success
     assert statuses["product_master"] == "never run"
     assert health["open_exceptions"] == 12 and health["failing_checks"] == 1
+    assert health["amount_at_stake"] == "GBP 12,712.82"
+    assert health["amount_at_stake_minor"] == {"GBP": 1271282}
     overview = health["overview"]
     assert "| totals_parity" in overview and "FAILED (ERROR)" in overview
     assert "Never evaluated:" in overview and "`orphaned_orders`" in overview

@@ -11,6 +11,7 @@ from ct_pipelines.defs.resources import build_resources
 from ct_pipelines.erp.port import SalesOrderDraft
 from ct_pipelines.erp.rest import RestErpClient
 from ct_pipelines_tests.defs.order_to_cash.helpers import export_day, past_day, world_for
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import SANDBOX_ERP_URL
 
 
@@ -51,6 +52,8 @@ def test_clean_export_passes_and_a_sale_in_the_erp_twice_is_caught(sandbox_dir: 
     assert evaluation.metadata["duplicate_documents"].value == 2
     assert evaluation.metadata["orders_affected"].value == 1
     assert first.external_document_number in evaluation.metadata["duplicates"].value
+    assert first.external_document_number in (evaluation.description or "")
+    assert_says_what_to_do(evaluation.description, "duplicate_erp_documents")
 
 
 def test_tax_rounding_check_names_the_order_with_the_injected_error(sandbox_dir: Path) -> None:
@@ -70,3 +73,6 @@ def test_tax_rounding_check_names_the_order_with_the_injected_error(sandbox_dir:
     assert not evaluation.passed
     assert evaluation.metadata["orders_with_rounding_differences"].value == 1
     assert (order.get("orderNumber") or order_id) in evaluation.metadata["orders"].value
+    assert (order.get("orderNumber") or order_id) in (evaluation.description or "")
+    assert "GBP 0.0" in (evaluation.description or "")  # a penny or so, as people read it
+    assert_says_what_to_do(evaluation.description, "tax_rounding")

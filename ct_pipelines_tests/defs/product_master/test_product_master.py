@@ -21,6 +21,7 @@ from ct_pipelines_tests.defs.product_master.logic.sandbox_helpers import (
     product_by_sku,
     set_erp_price,
 )
+from ct_pipelines_tests.runbook import assert_says_what_to_do
 from ct_sandbox import SandboxWorld
 
 ASSETS = [product_master, commercetools_products]
@@ -91,6 +92,7 @@ def test_edit_in_commercetools_is_reverted_or_reported(sandbox_dir: Path, policy
         assert not check.passed
         assert check.severity == dg.AssetCheckSeverity.WARN
         assert check.metadata["drift_reported"].value == 1
+        assert_says_what_to_do(check.description, MASTER_RULE_CHECK)
 
 
 def test_dry_run_sends_nothing(sandbox_dir: Path) -> None:
@@ -126,5 +128,9 @@ def test_parity_checks_pass_after_a_sync_and_catch_drift(sandbox_dir: Path) -> N
     assert not evaluations["sku_parity"].passed
     assert evaluations["sku_parity"].metadata["missing_in_master"].value == 1
     assert evaluations["sku_parity"].metadata["missing_in_commercetools"].value == 0
+    price = evaluations["price_parity"]
+    assert "CND-FIG GBP" in str(price.description) and "minor units)" in str(price.description)
+    for name in ("sku_parity", "price_parity"):
+        assert_says_what_to_do(evaluations[name].description, name)
     for name in ("tax_category_parity", "variants_without_price", "duplicate_skus"):
         assert evaluations[name].passed, name

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, get_args
 
+import pandas as pd
+
+from ct_pipelines.kernel.money import display_money
 from ct_pipelines.store import ExceptionRecord, ExceptionStatus, IntegrationStore
 
 UNRESOLVED = ("open", "retrying")
@@ -270,16 +273,45 @@ def plan_retry_runs(
     return runs, unplanned
 
 
-def records_table(records: Iterable[ExceptionRecord], now: datetime) -> list[dict[str, Any]]:
-    """Rows for people: id, flow, what, why, how old, who resolved it."""
+def order_amounts(store: Any, now: datetime, days: int = 14) -> dict[str, tuple[int, str]]:
+    """Each order of the last ``days`` materialised shop days: external document number ->
+    (gross in minor units, currency), for showing the amount at stake beside an exception."""
+    from ct_pipelines.defs.order_to_cash.logic.checks import recent_batches
+
+    batches = recent_batches(store, days, now)
+    if not len(batches):
+        return {}
+    return {
+        str(doc): (int(gross), str(currency))
+        for doc, gross, currency in zip(
+            batches["external_document_number"],
+            batches["gross_minor"],
+            batches["currency"],
+            strict=True,
+        )
+        if pd.notna(gross)
+    }
+
+
+def records_table(
+    records: Iterable[ExceptionRecord],
+    now: datetime,
+    amounts: Mapping[str, tuple[int, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for people: id, flow, what, the amount at stake (an order's gross, as people read
+    it and in minor units), why, how old, who resolved it."""
+    amounts = amounts or {}
     rows = []
     for record in records:
         age = now - record.created_at
+        money = amounts.get(record.entity_key)
         rows.append(
             {
                 "id": record.id,
                 "flow": record.flow,
                 "entity": record.entity_key,
+                "amount": display_money(*money) if money else "",
+                "amount_minor": money[0] if money else None,
                 "category": record.category,
                 "status": record.status,
                 "attempts": record.attempts,
