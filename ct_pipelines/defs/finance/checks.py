@@ -192,8 +192,14 @@ def finance_settlement_matched(
         return dg.AssetCheckResult(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"not checked: {location.explanation}. "
-            + runbook_hint("finance_settlement_matched"),
+            description=check_text(
+                "finance_settlement_matched",
+                False,
+                "",
+                f"not checked: {location.explanation}",
+                "set CT_PIPELINES_SETTLEMENT_DIR to the folder the payment provider's reports "
+                "are saved in, then run the check again",
+            ),
             metadata={"configured": False, "days_checked": 0},
         )
     integration_store = store.get_store()
@@ -211,14 +217,16 @@ def finance_settlement_matched(
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"every transaction of {metadata['days_checked']} days matches the settlement file"
-            if passed
-            else f"{metadata['items_not_matched']} items do not match the settlement file "
+        description=check_text(
+            "finance_settlement_matched",
+            passed,
+            f"every transaction of {metadata['days_checked']} days matches the settlement file",
+            f"{metadata['items_not_matched']} items do not match the settlement file "
             f"({metadata['missing_in_settlement']} missing from it, "
             f"{metadata['not_in_commercetools']} not in commercetools, "
-            f"{metadata['amount_differs']} with another amount): {amounts} (absolute). "
-            + runbook_hint("finance_settlement_matched")
+            f"{metadata['amount_differs']} with another amount): {amounts} (absolute)",
+            "open the check's table, find each order's payment in the provider's dashboard, "
+            "and correct the side that is wrong (or record the difference with finance)",
         ),
         metadata={"configured": True, **metadata},
     )
