@@ -164,3 +164,21 @@ __all__ = [
     "share_floor",
     "sums_by",
 ]
+
+
+def row_of_pair(
+    pair: object, sku_index: pd.Index, channel_names: Sequence[str], sorted_keys: Ints
+) -> int | None:
+    """The row of a (SKU, channel) pair in columns sorted by ``sku * channels + channel``;
+    None for anything else (an unknown SKU or channel, or not a pair at all)."""
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        return None
+    sku, channel = pair
+    if channel not in channel_names:
+        return None
+    found = int(sku_index.get_indexer([sku])[0])
+    if found < 0:
+        return None
+    wanted = found * max(len(channel_names), 1) + channel_names.index(channel)
+    row = int(np.searchsorted(sorted_keys, wanted))
+    return row if row < len(sorted_keys) and int(sorted_keys[row]) == wanted else None

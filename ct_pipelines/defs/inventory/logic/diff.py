@@ -27,6 +27,7 @@ from ct_pipelines.defs.inventory.logic.columns import (
     group_starts,
     ints,
     lookup,
+    row_of_pair,
     sums_by,
 )
 from ct_pipelines.defs.inventory.logic.rules import InventoryRules
@@ -167,19 +168,9 @@ class EntryTable(Mapping[Key, CtStock]):
         )
 
     def _row_of(self, key: object) -> int | None:
-        if not (isinstance(key, tuple) and len(key) == 2):
-            return None
-        sku, channel = key
-        if channel not in self.channel_names:
-            return None
         if self._index is None:
             self._index = pd.Index(self.sku_names, dtype=object)
-        found = int(self._index.get_indexer([sku])[0])
-        if found < 0:
-            return None
-        wanted = found * max(len(self.channel_names), 1) + self.channel_names.index(channel)
-        row = int(np.searchsorted(self.key, wanted))
-        return row if row < len(self.key) and int(self.key[row]) == wanted else None
+        return row_of_pair(key, self._index, self.channel_names, self.key)
 
     def __getitem__(self, key: Key) -> CtStock:
         row = self._row_of(key)

@@ -26,6 +26,7 @@ from ct_pipelines.defs.inventory.logic.columns import (
     ints,
     per_million,
     percent_ceil,
+    row_of_pair,
     share_floor,
 )
 from ct_pipelines.defs.inventory.logic.rules import InventoryRules
@@ -111,19 +112,9 @@ class TargetTable(Mapping[Key, Target]):
             yield (names[s], channels[c])
 
     def row_of(self, key: object) -> int | None:
-        if not (isinstance(key, tuple) and len(key) == 2):
-            return None
-        sku, channel = key
-        if channel not in self.channel_names:
-            return None
         if self._index is None:
             self._index = pd.Index(self.sku_names, dtype=object)
-        found = int(self._index.get_indexer([sku])[0])
-        if found < 0:
-            return None
-        wanted = found * max(len(self.channel_names), 1) + self.channel_names.index(channel)
-        row = int(np.searchsorted(self.key, wanted))
-        return row if row < len(self.key) and int(self.key[row]) == wanted else None
+        return row_of_pair(key, self._index, self.channel_names, self.key)
 
     def __getitem__(self, key: Key) -> Target:
         row = self.row_of(key)
