@@ -419,7 +419,7 @@ def main() -> None:
         f"for 20 min; sensor every {args.interval:g} s"
     )
     print(
-        "  real sensor ticks and real order_export_job runs on a Dagster instance, executed in "
+        "  real sensor ticks and real runs of order_export_job's two assets on a Dagster instance, executed in "
         "process (not by the daemon)"
     )
     print(
