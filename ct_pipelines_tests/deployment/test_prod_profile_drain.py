@@ -21,6 +21,7 @@ fail the run instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -138,11 +139,17 @@ def _dagster(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def _finish(process: subprocess.Popen[bytes], what: str, timeout: float = 300) -> str:
-    out, _ = process.communicate(timeout=timeout)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    finally:
+        # The CLI's own code server must not outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     text = out.decode(errors="replace")
     assert process.returncode == 0, f"{what} failed ({process.returncode}):\n{text[-3000:]}"
     return text
