@@ -598,6 +598,53 @@ class SandboxWorld:
                     gc.enable()
         return ids
 
+    def orders_at(
+        self,
+        moments: list[datetime],
+        *,
+        payment_kind: str | None = "paid",
+        synced_channel_id: str | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Insert one order placed (and paid, by default) at each of ``moments``; the orders.
+
+        For benches that drive trade themselves (a steady stream, a burst). With
+        ``synced_channel_id`` the orders already carry that channel's sync info, as orders an
+        export has marked do. No Payment documents, as in :meth:`bulk_orders`.
+        """
+        if not moments:
+            return []
+        with self._exclusive():
+            factory = self._order_factory()
+            first = self._next_counter("world_order_seq", len(moments))
+            rng = random.Random(f"{self.seed_value if seed is None else seed}/at/{first}")
+            built: list[dict[str, Any]] = []
+            conn = db.connect(self.db_path)
+            with db.transaction(conn):
+                for chunk in range(0, len(moments), BULK_CHUNK):
+                    docs = [
+                        factory.build(
+                            rng,
+                            moment,
+                            f"{ORDER_NUMBER_PREFIX}{first + chunk + i}",
+                            payment_kind=payment_kind,
+                            with_payment=False,
+                        ).order
+                        for i, moment in enumerate(moments[chunk : chunk + BULK_CHUNK])
+                    ]
+                    if synced_channel_id is not None:
+                        for doc in docs:
+                            doc["syncInfo"] = [
+                                {
+                                    "channel": {"typeId": "channel", "id": synced_channel_id},
+                                    "externalId": doc.get("orderNumber") or doc["id"],
+                                    "syncedAt": doc["createdAt"],
+                                }
+                            ]
+                    self.documents.insert_many("orders", docs)
+                    built.extend(docs)
+        return built
+
     # -- drift injection ---------------------------------------------------------------------
 
     def inject_drift(self, kind: str, *, count: int = 1, **options: Any) -> dict[str, Any]:
