@@ -9,8 +9,9 @@ shows what the HTTP stack and the ERP's own processing leave of the ceiling.
 By default the sandbox ERP is called in-process (its WSGI app through the sandbox transport), so
 its own work per write shares this process's interpreter lock with the exporter: a conservative
 setting. ``--erp process`` serves it from a process of its own over HTTP instead (the sandbox's
-threaded wsgiref server, one connection per request, which costs more than the exporter on a
-busy machine). Its latency injection (``write_latency_ms``, with the write limit
+threaded wsgiref server, HTTP/1.1 with persistent connections), as a real ERP is: its work then
+competes for the cores but not for this process's interpreter lock. Either way the bare writes
+and the exporter meet the same ERP in the same mode, and the first line says which. Its latency injection (``write_latency_ms``, with the write limit
 ``write_limit``) is the sandbox's own, see ``ct_sandbox/erp_app.py``.
 
     nice .venv/bin/python bench/export_throughput.py                       # C 4,16 x W 20,50,200
