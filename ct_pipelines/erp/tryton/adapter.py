@@ -16,7 +16,11 @@ What each port method reads or writes (docs/erp-adapters.md has the whole table)
 - sales orders: ``sale.sale`` with ``reference`` = external document number, the party by
   ``code`` = customer reference, lines with their net unit price and the tax of their VAT
   code, then ``quote`` and ``confirm``. A repeat finds the reference and writes nothing; an
-  order left in draft by a crash is quoted and confirmed on the next call.
+  order left in draft by a crash is quoted and confirmed on the next call. Tryton computes VAT
+  on the net, commercetools split it out of VAT-inclusive prices, so the two can differ by a
+  penny per line; the adapter computes Tryton's VAT as trytond will (``tryton_vat_minor``) and
+  adds one ``VAT-ROUNDING`` line per rate with no net and the missing pennies as a fixed tax,
+  in the same create: Tryton's VAT (and the invoice's) is then what the customer was charged.
 - shipments: done ``stock.shipment.out`` in (``write_date``, ``id``) order with the sale's
   reference (through the moves' origin), packages and their ``shipping_reference``.
 - journals: posted ``account.move`` in the configured journal, ``description`` starting with
@@ -85,6 +89,9 @@ class TrytonSettings(BaseModel):
     password: SecretStr
     # The port's VAT codes and the names of the Tryton taxes that carry them.
     tax_codes: dict[str, str] = {"S": "UK VAT 20%", "R": "UK VAT 5%", "Z": "UK VAT 0%"}
+    # The service item of VAT rounding lines; its fixed taxes are named "<tax name> rounding
+    # +1p" and "... -1p" (``ct-pipelines tryton setup`` creates them).
+    rounding_item: str = "VAT-ROUNDING"
     journal_code: str = "SHOP"  # the journal batches are posted in
     sale_warehouse: str = "MAN"  # the warehouse sales orders ship from
     # Warehouse codes the port reports stock for (None: every warehouse).
@@ -102,6 +109,32 @@ def _minor(amount: Decimal, digits: int) -> int:
 
 def _major(minor: int, digits: int) -> Decimal:
     return Decimal(minor).scaleb(-digits)
+
+
+def tryton_vat_minor(
+    lines: Sequence[tuple[str, Decimal, Decimal, int]], digits: int, rounding: str = "document"
+) -> dict[str, int]:
+    """The VAT trytond computes for sale lines (VAT code, rate, unit price, quantity), by code,
+    in minor units, as ``account.tax.TaxableMixin._get_taxes`` does: amount = unit price x rate x
+    quantity; ``document`` rounding sums the lines of one tax and sign of the base, then rounds
+    half-even; ``line`` rounding rounds each line."""
+    exponent = Decimal(1).scaleb(-digits)
+    groups: dict[tuple[str, bool], Decimal] = {}
+    rounded: dict[str, Decimal] = {}
+    for code, rate, unit_price, quantity in lines:
+        amount = unit_price * rate * Decimal(quantity)
+        if rounding == "line":
+            rounded[code] = rounded.get(code, Decimal(0)) + amount.quantize(
+                exponent, rounding=ROUND_HALF_EVEN
+            )
+        else:
+            key = (code, unit_price * Decimal(quantity) >= 0)
+            groups[key] = groups.get(key, Decimal(0)) + amount
+    for (code, _positive), amount in groups.items():
+        rounded[code] = rounded.get(code, Decimal(0)) + amount.quantize(
+            exponent, rounding=ROUND_HALF_EVEN
+        )
+    return {code: _minor(amount, digits) for code, amount in rounded.items()}
 
 
 def _cursor(write_date: dt.datetime, record_id: int) -> str:
@@ -144,6 +177,10 @@ class TrytonErpClient:
         )
         self._warehouse_of: dict[int, str | None] | None = None
         self._taxes: dict[str, int] | None = None
+        self._rates: dict[str, Decimal] = {}
+        # (VAT code, +1/-1) -> (tax id, its fixed amount); {} when the shop has none.
+        self._rounding_taxes: dict[tuple[str, int], tuple[int, Decimal]] | None = None
+        self._tax_rounding: str | None = None
         self._tax_code_of: dict[int, str] | None = None
         # Two orders of one new customer exported at once must not both create its party.
         self._party_lock = threading.Lock()
@@ -167,12 +204,41 @@ class TrytonErpClient:
         if self._taxes is None:
             names = self.settings.tax_codes
             rows = self.rpc.search_read(
-                "account.tax", [("name", "in", list(names.values()))], ["name"]
+                "account.tax", [("name", "in", list(names.values()))], ["name", "rate"]
             )
-            by_name = {row["name"]: row["id"] for row in rows}
-            self._taxes = {code: by_name[name] for code, name in names.items() if name in by_name}
+            by_name = {row["name"]: row for row in rows}
+            self._taxes = {
+                code: by_name[name]["id"] for code, name in names.items() if name in by_name
+            }
+            self._rates = {
+                code: Decimal(by_name[name]["rate"] or 0)
+                for code, name in names.items()
+                if name in by_name
+            }
             self._tax_code_of = {tax_id: code for code, tax_id in self._taxes.items()}
         return self._taxes
+
+    def _rounding(self) -> tuple[dict[tuple[str, int], tuple[int, Decimal]], str]:
+        """The VAT rounding taxes by (code, sign) and the company's tax rounding method."""
+        if self._rounding_taxes is None or self._tax_rounding is None:
+            wanted = {
+                f"{name} rounding {'+' if sign > 0 else '-'}1p": (code, sign)
+                for code, name in self.settings.tax_codes.items()
+                for sign in (1, -1)
+            }
+            rows = self.rpc.search_read(
+                "account.tax",
+                [("name", "in", list(wanted)), ("type", "=", "fixed")],
+                ["name", "amount"],
+            )
+            self._rounding_taxes = {
+                wanted[row["name"]]: (int(row["id"]), Decimal(row["amount"])) for row in rows
+            }
+            config = self.rpc.model("account.configuration", "read", [1], ["tax_rounding"])
+            self._tax_rounding = str(
+                (config[0] if config else {}).get("tax_rounding") or "document"
+            )
+        return self._rounding_taxes, self._tax_rounding
 
     def _code_of_tax(self, tax_ids: Sequence[int]) -> str:
         self._tax_ids()
@@ -550,6 +616,8 @@ class TrytonErpClient:
             if line["type"] != "line":
                 continue
             line_meta = _meta(line.get("note"))
+            if line_meta.get("kind") == "vat_rounding":
+                continue  # part of the order's VAT, not a line of its own
             net = _minor(line["amount"] or Decimal(0), digits)
             tax = int(line_meta.get("tax_minor", 0))
             order_lines.append(
@@ -683,7 +751,7 @@ class TrytonErpClient:
             row["code"]: row
             for row in self.rpc.search_read(
                 "product.product",
-                [("code", "in", codes)],
+                [("code", "in", [*codes, self.settings.rounding_item])],
                 ["code", "active", "salable", "default_uom"],
                 context={"active_test": False},
             )
@@ -732,6 +800,7 @@ class TrytonErpClient:
                     ),
                 }
             )
+        lines.extend(self._rounding_lines(order, lines, products, digits))
         party, address = self._party(order.customer)
         created = self.rpc.model(
             "sale.sale",
@@ -764,6 +833,59 @@ class TrytonErpClient:
         sale_id = int(created[0])
         self._check_amounts(sale_id, order, digits)
         return sale_id
+
+    def _rounding_lines(
+        self,
+        order: SalesOrderDraft,
+        lines: list[dict[str, Any]],
+        products: dict[str, dict[str, Any]],
+        digits: int,
+    ) -> list[dict[str, Any]]:
+        """Lines that make Tryton's VAT per code what commercetools charged: per code with a
+        difference, the rounding item at no net with as many penny taxes as pennies differ."""
+        rounding_taxes, method = self._rounding()
+        item = products.get(self.settings.rounding_item)
+        if not rounding_taxes or item is None:
+            return []  # a shop set up without them: Tryton's own VAT stands
+        tryton = tryton_vat_minor(
+            [
+                (
+                    draft.tax_code,
+                    self._rates.get(draft.tax_code, Decimal(0)),
+                    row["unit_price"],
+                    int(row["quantity"]),
+                )
+                for draft, row in zip(order.lines, lines, strict=True)
+            ],
+            digits,
+            method,
+        )
+        charged: dict[str, int] = {}
+        for draft in order.lines:
+            charged[draft.tax_code] = charged.get(draft.tax_code, 0) + draft.tax_minor
+        penny = Decimal(1).scaleb(-digits)
+        extra: list[dict[str, Any]] = []
+        for code in sorted(charged):
+            difference = charged[code] - tryton.get(code, 0)
+            sign = 1 if difference > 0 else -1
+            tax = rounding_taxes.get((code, sign))
+            if not difference or tax is None or tax[1] != penny * sign:
+                continue
+            extra.append(
+                {
+                    "type": "line",
+                    "sequence": len(order.lines) + 1 + len(extra),
+                    "product": item["id"],
+                    "unit": item["default_uom"],
+                    "quantity": float(abs(difference)),
+                    "unit_price": Decimal(0),
+                    "description": f"VAT rounding {code}: commercetools charged "
+                    f"{difference:+d} minor units more than Tryton computes on the net",
+                    "taxes": [["add", [tax[0]]]],
+                    "note": json.dumps({"kind": "vat_rounding", "code": code}, sort_keys=True),
+                }
+            )
+        return extra
 
     def _check_amounts(self, sale_id: int, order: SalesOrderDraft, digits: int) -> None:
         """Tryton computes the net from quantity x unit price; it must match the order's net."""

@@ -9,7 +9,9 @@ Errors: a ``UserError`` (a business rule refused the record) is permanent and be
 ``ErpValidationError``; ``ConcurrencyException`` (someone else changed the record) becomes
 ``ErpConflictError``; a database lock or serialisation failure the server gave up retrying,
 5xx, 429, timeouts and lost connections become ``ErpTransientError``; a refused login or a
-403 is ``ErpAuthError``. Messages never carry the password or the session.
+403 is ``ErpAuthError``. Messages never carry the password or the session; the ones an operator
+acts on (no connection, no answer in time, a refused login, an unknown database) name the host
+and the setting to check (``CT_PIPELINES_TRYTON_URL``, ``_DATABASE``, ``_USER``, ``_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ WRITE_RETRY = RetryPolicy(max_attempts=1)
 _READ_METHODS = frozenset(
     {"search", "search_read", "read", "search_count", "fields_get", "get_preferences"}
 )
+# The settings an operator checks when the server cannot be reached or refuses us.
+URL_VARIABLE = "CT_PIPELINES_TRYTON_URL"
+DATABASE_VARIABLE = "CT_PIPELINES_TRYTON_DATABASE"
+CREDENTIAL_VARIABLES = "CT_PIPELINES_TRYTON_USER and CT_PIPELINES_TRYTON_PASSWORD"
 
 
 def _encode(value: Any) -> Any:
@@ -109,6 +115,11 @@ class TrytonRpc:
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         self._endpoint = f"{url.rstrip('/')}/{database}/rpc/"
+        # For messages: host and port only, never user info or a query string.
+        parsed = httpx.URL(url)
+        self.host = (
+            f"{parsed.host}:{parsed.port}" if parsed.host and parsed.port else parsed.host or url
+        )
         self._database = database
         self._user = user
         self._password = password
@@ -121,7 +132,7 @@ class TrytonRpc:
         self._context: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"TrytonRpc(endpoint={self._endpoint!r}, user={self._user!r})"
+        return f"TrytonRpc(host={self.host!r}, database={self._database!r}, user={self._user!r})"
 
     def close(self) -> None:
         self._http.close()
@@ -143,7 +154,12 @@ class TrytonRpc:
                     retry=READ_RETRY,
                 )
                 if not result:
-                    raise ErpAuthError(None, "LoginFailed", f"Tryton refused user {self._user!r}")
+                    raise ErpAuthError(
+                        None,
+                        "LoginFailed",
+                        f"Tryton at {self.host} (database {self._database!r}) refused the login "
+                        f"of user {self._user!r}: check {CREDENTIAL_VARIABLES}",
+                    )
                 user_id, session = result[0], result[1]
                 token = f"{self._user}:{user_id}:{session}".encode()
                 self._auth = "Session " + base64.b64encode(token).decode()
@@ -212,32 +228,65 @@ class TrytonRpc:
             return self._http.build_request("POST", self._endpoint, content=body, headers=headers)
 
         where = f"Tryton {method}"
+        attempts = f"{retry.max_attempts} attempt" + ("s" if retry.max_attempts != 1 else "")
         try:
             response = send_with_retries(
                 self._http, build, retry, sleep=self._sleep, on_retry=self._on_retry
             )
         except httpx.TimeoutException as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: no answer in time"
+                None,
+                type(exc).__name__,
+                f"{where}: no answer from {self.host} in time after {attempts}: "
+                f"is trytond up and {URL_VARIABLE} right?",
             ) from None
         except httpx.TransportError as exc:
             raise ErpTransientError(
-                None, type(exc).__name__, f"{where}: connection failed"
+                None,
+                type(exc).__name__,
+                f"{where}: could not reach {self.host} after {attempts}: "
+                f"is {URL_VARIABLE} right and trytond serving there?",
             ) from None
         status = response.status_code
         if status >= 400:
-            raise _http_error(where, status, response.text[:300])
+            raise _http_error(where, status, self._scrub(response.text[:300]), self)
         payload = json.loads(response.content, object_hook=_decode)
         if "error" in payload and payload["error"] is not None:
-            raise _rpc_error(where, payload["error"])
+            error = _rpc_error(where, payload["error"])
+            if isinstance(error, ErpAuthError):
+                raise ErpAuthError(
+                    error.status,
+                    error.code or "Unauthorized",
+                    f"{error.message} (Tryton at {self.host}, database {self._database!r}, "
+                    f"user {self._user!r}: check {CREDENTIAL_VARIABLES})",
+                )
+            raise error
         return payload.get("result")
 
+    def _scrub(self, text: str) -> str:
+        """The server's text without our password or session token, should it quote them."""
+        for secret in (self._password.get_secret_value(), self._auth or ""):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
-def _http_error(where: str, status: int, text: str) -> ErpError:
+
+def _http_error(where: str, status: int, text: str, rpc: TrytonRpc) -> ErpError:
     if status in (401, 403):
-        return ErpAuthError(status, "Unauthorized", f"{where}: not authorised")
+        what = "the login" if where.endswith("common.db.login") else "the session"
+        return ErpAuthError(
+            status,
+            "Unauthorized",
+            f"{where}: Tryton at {rpc.host} refused {what} of user {rpc._user!r} "
+            f"(HTTP {status}, database {rpc._database!r}): check {CREDENTIAL_VARIABLES}",
+        )
     if status == 404:
-        return ErpNotFoundError(status, "NotFound", f"{where}: no such database or method")
+        return ErpNotFoundError(
+            status,
+            "NotFound",
+            f"{where}: Tryton at {rpc.host} has no database {rpc._database!r} (HTTP 404): "
+            f"check {DATABASE_VARIABLE} and {URL_VARIABLE}",
+        )
     if status == 423:
         return ErpRecordLockedError(status, "RecordLocked", f"{where}: record locked")
     if status == 409:

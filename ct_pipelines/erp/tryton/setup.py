@@ -56,12 +56,23 @@ FINANCE_ACCOUNTS: dict[str, tuple[str, str]] = {
     "4910": ("Chargebacks", "expense"),
     "7990": ("Rounding", "expense"),
 }
+# Per VAT rate, a fixed tax of one penny up and one down: a sale line of ROUNDING_ITEM with no
+# net and N pennies of one of them makes Tryton's VAT equal what commercetools charged (Tryton
+# computes VAT on the net, commercetools split it out of VAT-inclusive prices; see adapter.py).
+ROUNDING_ITEM = "VAT-ROUNDING"
+ROUNDING_TAXES = {
+    (code, sign): (f"{name} rounding {'+' if sign > 0 else '-'}1p", Decimal("0.01") * sign)
+    for code, (name, rate) in TAXES.items()
+    if rate
+    for sign in (1, -1)
+}
 SERVICE_ITEMS = {
     "SHIPPING": ("Carriage", "S"),
     "CUSTOM": ("Sundry charge", "S"),
     "DISCOUNT": ("Discount", "S"),
     "GIFT-WRAP": ("Gift wrapping", "S"),
     "ENGRAVING": ("Personal engraving", "S"),
+    ROUNDING_ITEM: ("VAT rounding (VAT-inclusive prices)", "S"),
 }
 ADMIN_USER = "admin"
 # Records per create/do call: SQLite's parser overflows on the validation query of a few hundred.
@@ -323,6 +334,16 @@ def configure_shop(
         )
         tax.save()
         taxes[code] = tax
+    for (code, _sign), (name, amount) in ROUNDING_TAXES.items():
+        account = coded[{"S": "2200", "R": "2205"}[code]]
+        Tax(
+            name=name,
+            description=f"{name} ({code})",
+            type="fixed",
+            amount=amount,
+            invoice_account=account,
+            credit_note_account=account,
+        ).save()
     Category = Model.get("product.category")
     categories: dict[str, Any] = {}
     for code, tax in taxes.items():

@@ -1,8 +1,11 @@
 """What happens in the Tryton back office between our flows, and what Tryton itself holds.
 
-- ``ship_sale``: a warehouse ships a confirmed sale as Tryton's own client would: carrier, pick,
-  a package with its tracking number, pack, done (``stock_package_shipping`` wants the carrier
-  and the packages before ``pack``). The dispatch flow then reads the done shipment.
+- ``ship_sale``: a warehouse ships a confirmed sale as Tryton's own client would: carrier,
+  assign (only what the warehouse's storage holds: a sale it cannot cover is refused with
+  ``NotInStock``, as Tryton's assign wizard would leave it waiting, rather than forced into
+  negative stock), pick, a package with its tracking number, pack, done
+  (``stock_package_shipping`` wants the carrier and the packages before ``pack``). The dispatch
+  flow then reads the done shipment.
 - ``shop_summary``: counts read back from Tryton's own models (sales orders, stock, customer
   shipments, posted journals), so a demo or an operator can compare them with what the flows
   report, without trusting our store.
@@ -17,13 +20,54 @@ from typing import Any
 from ct_pipelines.erp.tryton.rpc import TrytonRpc
 
 
+class NotInStock(ValueError):
+    """The warehouse does not hold what the sale's shipment needs; nothing was changed."""
+
+
+def _check_in_stock(rpc: TrytonRpc, shipment_id: int) -> None:
+    (shipment,) = rpc.model(
+        "stock.shipment.out",
+        "read",
+        [shipment_id],
+        ["warehouse_storage", "inventory_moves", "outgoing_moves", "number"],
+    )
+    # Two-step warehouses (storage -> output -> customer) assign the inventory moves.
+    move_ids = shipment["inventory_moves"] or shipment["outgoing_moves"]
+    moves = rpc.model("stock.move", "read", move_ids, ["product", "quantity"])
+    needed: dict[int, float] = {}
+    for move in moves:
+        needed[move["product"]] = needed.get(move["product"], 0.0) + float(move["quantity"])
+    # What storage holds and no other shipment has been assigned yet.
+    context = {
+        "locations": [shipment["warehouse_storage"]],
+        "with_childs": True,
+        "stock_assign": True,
+    }
+    held = {
+        row["id"]: float(row["quantity"] or 0)
+        for row in rpc.search_read(
+            "product.product", [("id", "in", list(needed))], ["quantity", "code"], context=context
+        )
+    }
+    short = {product: qty for product, qty in needed.items() if held.get(product, 0.0) < qty}
+    if short:
+        raise NotInStock(
+            f"shipment {shipment['number']}: storage holds too little of products {sorted(short)}"
+        )
+
+
 def ship_sale(rpc: TrytonRpc, reference: str, tracking: str) -> int:
-    """Ship the whole sale with this reference in one package; the shipment id."""
+    """Ship the whole sale with this reference in one package; the shipment id. Refuses with
+    ``NotInStock`` (changing nothing) when the warehouse cannot cover it."""
     (sale,) = rpc.search_read("sale.sale", [("reference", "=", reference)], ["shipments"])
     (shipment_id,) = sale["shipments"]
+    _check_in_stock(rpc, shipment_id)
     (carrier,) = rpc.search_read("carrier", [], ["id"], limit=1)
     rpc.model("stock.shipment.out", "write", [shipment_id], {"carrier": carrier["id"]})
-    rpc.model("stock.shipment.out", "assign_force", [shipment_id])
+    rpc.model("stock.shipment.out", "assign_try", [shipment_id])
+    (assigned,) = rpc.model("stock.shipment.out", "read", [shipment_id], ["state"])
+    if assigned["state"] != "assigned":
+        raise NotInStock(f"shipment {shipment_id} stayed {assigned['state']} after assign_try")
     rpc.model("stock.shipment.out", "pick", [shipment_id])
     (shipment,) = rpc.model("stock.shipment.out", "read", [shipment_id], ["outgoing_moves"])
     (package_type,) = rpc.search_read("stock.package.type", [], ["id"], limit=1)

@@ -211,3 +211,85 @@ def test_two_orders_of_a_new_customer_at_once_share_one_party(tryton_port) -> No
     assert {order.status for order in orders} == {"released"}
     parties = tryton_port.rpc.search_read("party.party", [("code", "=", customer)], ["id"])
     assert len(parties) == 1
+
+
+def _inclusive_draft(number: str, sku: str) -> SalesOrderDraft:
+    """VAT-inclusive prices whose split (commercetools': net = gross / (1 + rate), half even)
+    Tryton's VAT on the net does not reproduce: 24.99 at 20 % (net 20.82, VAT 4.17; 20.82 x 20 %
+    = 4.164) and 12.91 at 5 % (net 12.30, VAT 0.61; 12.30 x 5 % = 0.615, half even 0.62)."""
+
+    def line(no: int, item: str, gross: int, net: int, code: str, kind: str) -> SalesOrderLine:
+        return SalesOrderLine(
+            line_no=no,
+            item_no=item,
+            quantity=1,
+            unit_price_minor=gross,
+            net_minor=net,
+            tax_minor=gross - net,
+            gross_minor=gross,
+            tax_code=code,
+            kind=kind,  # type: ignore[arg-type]
+        )
+
+    lines = [
+        line(1, sku, 2499, 2082, "S", "item"),
+        line(2, sku, 1291, 1230, "R", "item"),
+        line(3, "SHIPPING", 395, 329, "S", "shipping"),
+    ]
+    return SalesOrderDraft(
+        external_document_number=number,
+        order_date=dt.date.today(),
+        currency="GBP",
+        fraction_digits=2,
+        customer=SalesOrderCustomer(ref=f"cust-{number}", country="GB"),
+        lines=lines,
+        totals=SalesOrderTotals(
+            net_minor=sum(li.net_minor for li in lines),
+            tax_minor=sum(li.tax_minor for li in lines),
+            gross_minor=sum(li.gross_minor for li in lines),
+        ),
+        source_order_id=f"ct-{number}",
+        source_order_version=1,
+    )
+
+
+def test_tryton_vat_is_what_commercetools_charged_on_inclusive_prices(tryton_port) -> None:
+    from decimal import Decimal
+
+    number = f"WEB-{uuid.uuid4().hex[:8]}"
+    draft = _inclusive_draft(number, _goods_sku(tryton_port))
+    assert (draft.totals.net_minor, draft.totals.tax_minor) == (3641, 544)
+    order = tryton_port.upsert_sales_order(draft, idempotency_key="k-vat")
+    assert order.totals == draft.totals
+    assert [(li.item_no, li.net_minor, li.tax_minor) for li in order.lines] == [
+        (li.item_no, li.net_minor, li.tax_minor) for li in draft.lines
+    ]
+    # Tryton's own figures, not the port's: VAT 5.44, total 41.85, one penny up at 20 % and one
+    # down at 5 % on rounding lines without net.
+    (sale,) = tryton_port.rpc.search_read(
+        "sale.sale",
+        [("reference", "=", number)],
+        ["untaxed_amount", "tax_amount", "total_amount", "lines"],
+    )
+    assert (sale["untaxed_amount"], sale["tax_amount"], sale["total_amount"]) == (
+        Decimal("36.41"),
+        Decimal("5.44"),
+        Decimal("41.85"),
+    )
+    rounding = tryton_port.rpc.search_read(
+        "sale.line",
+        [("sale", "=", sale["id"]), ("product.code", "=", "VAT-ROUNDING")],
+        ["quantity", "amount", "taxes.name"],
+    )
+    assert sorted((r["quantity"], r["amount"]) for r in rounding) == [
+        (1.0, Decimal(0)),
+        (1.0, Decimal(0)),
+    ]
+    # An order Tryton already computes exactly gets no rounding line.
+    exact = tryton_port.upsert_sales_order(
+        _draft(f"WEB-{uuid.uuid4().hex[:8]}", _goods_sku(tryton_port)), idempotency_key="k"
+    )
+    lines = tryton_port.rpc.search_read(
+        "sale.line", [("sale.reference", "=", exact.external_document_number)], ["product.code"]
+    )
+    assert "VAT-ROUNDING" not in {(row.get("product.") or {}).get("code") for row in lines}
