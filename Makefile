@@ -10,7 +10,7 @@ CTMOCK_STAMP := $(CTMOCK_DIR)/node_modules/.installed
 # Dagster needs an absolute DAGSTER_HOME; the checked-in dagster_home/ holds only dagster.yaml.
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install demo demo-tryton dev test lint typecheck format validate bench clean-home
+.PHONY: install demo demo-tryton dev prod-local test lint typecheck format validate bench clean-home
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ct_pipelines needs Python 3.11 or newer"'
@@ -47,6 +47,13 @@ demo-tryton: $(STAMP)
 
 dev: $(STAMP)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# `make prod-local`: the production profile (deploy/dagster.yaml) on this machine: dagster-daemon
+# and the webserver (http://127.0.0.1:3000) against PostgreSQL at 127.0.0.1:5432 (trust auth;
+# DAGSTER_PG_HOST, _PORT, _USER, _PASSWORD, _DB override it), DAGSTER_HOME in deploy/.prod_home.
+# Creates the databases ct_pipelines_prod and ct_pipelines_prod_store when missing.
+prod-local: $(STAMP)
+	$(PY) deploy/prod_local.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

@@ -194,6 +194,26 @@ class IntegrationStore:
     ) -> pd.DataFrame:
         return self.snapshots.read(name, partition_key=partition_key, taken_at=taken_at)
 
+    def upsert_snapshot(
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        *,
+        partition_key: str,
+        key: str,
+        taken_at: datetime,
+    ) -> SnapshotInfo:
+        """Update a partition's snapshot in place for these rows (matched on ``key``)."""
+        return self.snapshots.upsert(
+            name, rows, partition_key=partition_key, key=key, taken_at=taken_at
+        )
+
+    def read_snapshot_rows(
+        self, name: str, partition_key: str | None, *, key: str, values: Sequence[str]
+    ) -> pd.DataFrame:
+        """The rows of a snapshot whose ``key`` is one of ``values`` (no full decode)."""
+        return self.snapshots.read_rows(name, partition_key, key=key, values=values)
+
     def list_snapshots(self, name: str) -> list[SnapshotInfo]:
         return self.snapshots.list(name)
 

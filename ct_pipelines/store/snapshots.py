@@ -290,7 +290,7 @@ def _encodable(text: str) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _insert_rows(conn: Connection, run_id: int, texts: list[str]) -> None:
+def _insert_rows(conn: Connection, run_id: int, texts: list[str], *, first_row_no: int = 0) -> None:
     """Bulk-insert pre-serialised rows: COPY on PostgreSQL, chunked executemany on SQLite."""
     texts = [_encodable(text) for text in texts]
     if conn.dialect.name == "postgresql":
@@ -300,15 +300,41 @@ def _insert_rows(conn: Connection, run_id: int, texts: list[str]) -> None:
             driver_connection.cursor() as cursor,
             cursor.copy("COPY snapshot_rows (run_id, row_no, data) FROM STDIN") as copy,
         ):
-            for row_no, text in enumerate(texts):
+            for row_no, text in enumerate(texts, start=first_row_no):
                 copy.write_row((run_id, row_no, text))
         return
     statement = "INSERT INTO snapshot_rows (run_id, row_no, data) VALUES (?, ?, ?)"
     for start in range(0, len(texts), INSERT_CHUNK_ROWS):
         chunk = texts[start : start + INSERT_CHUNK_ROWS]
+        base = first_row_no + start
         conn.exec_driver_sql(
-            statement, [(run_id, start + offset, text) for offset, text in enumerate(chunk)]
+            statement, [(run_id, base + offset, text) for offset, text in enumerate(chunk)]
         )
+
+
+def _compatible(stored: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
+    """New rows can join a stored snapshot as they are: same columns, same types and codecs."""
+    return [spec["name"] for spec in stored] == [spec["name"] for spec in new] and all(
+        a == b for a, b in zip(stored, new, strict=True)
+    )
+
+
+def _frame(specs: list[dict[str, Any]], documents: list[dict[str, Any]]) -> pd.DataFrame:
+    names = [spec["name"] for spec in specs]
+    if not names:
+        return pd.DataFrame(index=pd.RangeIndex(len(documents)))
+    # dtype=object: pandas transposes the documents in C without guessing types (a guess
+    # would turn integer columns with nulls into floats); the specs decide the types below.
+    raw = pd.DataFrame(documents, columns=names, dtype=object)
+    columns = [raw.iloc[:, position].to_numpy() for position in range(len(names))]
+    return decode_frame(specs, columns)
+
+
+def _decode_run(conn: Connection, run: sa.Row[Any]) -> pd.DataFrame:
+    specs: list[dict[str, Any]] = run.columns
+    if not specs:
+        return pd.DataFrame(index=pd.RangeIndex(run.row_count))
+    return _frame(specs, list(_documents(_row_texts(conn, run.id))))
 
 
 def _row_texts(conn: Connection, run_id: int) -> sa.ScalarResult[str]:
@@ -388,6 +414,133 @@ class Snapshots:
             row = conn.execute(sa.select(snapshot_runs).where(snapshot_runs.c.id == run_id)).one()
         return _info(row)
 
+    def upsert(
+        self,
+        name: str,
+        rows: pd.DataFrame,
+        *,
+        partition_key: str,
+        key: str,
+        taken_at: datetime,
+    ) -> SnapshotInfo:
+        """Replace, inside a partition's snapshot, the rows whose ``key`` column matches one of
+        ``rows``' keys, and add the others: the partition is updated in place for those rows.
+
+        One transaction under the partition's write lock, so two updates of the same day at once
+        never lose each other's rows. When the stored column types agree with the new rows',
+        only those rows are touched (the cost follows the rows, not the size of the day);
+        otherwise the partition is rewritten once with the types of the new rows, in the same
+        transaction. A partition never written is created with just these rows.
+        """
+        if key not in rows.columns:
+            raise ValueError(f"upsert_snapshot: the key column {key!r} is not among the rows")
+        if rows[key].isna().any() or rows[key].duplicated().any():
+            raise ValueError(f"upsert_snapshot: the key column {key!r} must be unique and set")
+        taken_at = require_aware(taken_at, "taken_at")
+        specs, texts = encode_frame(rows)
+        keys = [str(value) for value in rows[key].tolist()]
+        with self._db.write() as conn:
+            self._db.lock(conn, "snapshot", name, partition_key)
+            run = conn.execute(
+                sa.select(snapshot_runs).where(
+                    snapshot_runs.c.name == name, _partition_clause(partition_key)
+                )
+            ).one_or_none()
+            if run is None or not _compatible(run.columns, specs):
+                if run is not None:
+                    kept = _decode_run(conn, run)
+                    kept = kept[~kept[key].astype(str).isin(keys)] if len(kept) else kept
+                    frame = pd.concat([kept, rows], ignore_index=True)
+                    specs, texts = encode_frame(frame)
+                    _delete_runs(conn, [run.id])
+                run_id = conn.execute(
+                    snapshot_runs.insert()
+                    .values(
+                        name=name,
+                        partition_key=partition_key,
+                        taken_at=taken_at,
+                        row_count=len(texts),
+                        columns=specs,
+                        written_at=self._db.now(),
+                    )
+                    .returning(snapshot_runs.c.id)
+                ).scalar_one()
+                _insert_rows(conn, run_id, texts)
+            else:
+                run_id = run.id
+                matched = snapshot_rows.c.data[key].as_string()
+                removed = 0
+                for start in range(0, len(keys), 500):
+                    removed += conn.execute(
+                        snapshot_rows.delete().where(
+                            snapshot_rows.c.run_id == run_id,
+                            matched.in_(keys[start : start + 500]),
+                        )
+                    ).rowcount
+                last = conn.execute(
+                    sa.select(sa.func.max(snapshot_rows.c.row_no)).where(
+                        snapshot_rows.c.run_id == run_id
+                    )
+                ).scalar_one()
+                _insert_rows(
+                    conn, run_id, texts, first_row_no=(last + 1) if last is not None else 0
+                )
+                conn.execute(
+                    snapshot_runs.update()
+                    .where(snapshot_runs.c.id == run_id)
+                    .values(
+                        row_count=run.row_count - removed + len(texts),
+                        taken_at=max(run.taken_at, taken_at),
+                        written_at=self._db.now(),
+                    )
+                )
+            row = conn.execute(sa.select(snapshot_runs).where(snapshot_runs.c.id == run_id)).one()
+        return _info(row)
+
+    def read_rows(
+        self, name: str, partition_key: str | None, *, key: str, values: Sequence[str]
+    ) -> pd.DataFrame:
+        """Only the rows of the latest snapshot whose ``key`` column is one of ``values``, in
+        stored order: an export of a few orders need not decode the whole day."""
+        wanted = list(dict.fromkeys(str(v) for v in values))
+        with self._db.read() as conn:
+            run = self._latest(conn, name, partition_key, None)
+            specs: list[dict[str, Any]] = run.columns
+            data = (
+                sa.cast(snapshot_rows.c.data, sa.Text)
+                if conn.dialect.name == "postgresql"
+                else sa.type_coerce(snapshot_rows.c.data, sa.Text)
+            )
+            texts: list[tuple[int, str]] = []
+            for start in range(0, len(wanted), 500):
+                texts.extend(
+                    conn.execute(
+                        sa.select(snapshot_rows.c.row_no, data).where(
+                            snapshot_rows.c.run_id == run.id,
+                            snapshot_rows.c.data[key].as_string().in_(wanted[start : start + 500]),
+                        )
+                    ).tuples()
+                )
+        texts.sort()
+        documents = json.loads("[" + ",".join(text for _, text in texts) + "]")
+        return _frame(specs, documents)
+
+    def _latest(
+        self, conn: Connection, name: str, partition_key: str | None, taken_at: datetime | None
+    ) -> sa.Row[Any]:
+        query = sa.select(snapshot_runs).where(
+            snapshot_runs.c.name == name, _partition_clause(partition_key)
+        )
+        if taken_at is not None:
+            query = query.where(snapshot_runs.c.taken_at <= require_aware(taken_at, "taken_at"))
+        query = query.order_by(snapshot_runs.c.taken_at.desc(), snapshot_runs.c.id.desc()).limit(1)
+        run = conn.execute(query).one_or_none()
+        if run is None:
+            where = f" partition {partition_key!r}" if partition_key is not None else ""
+            when = f" at or before {taken_at.isoformat()}" if taken_at is not None else ""
+            raise SnapshotNotFound(f"no snapshot {name!r}{where}{when}")
+        return run
+
     def read(
         self, name: str, partition_key: str | None = None, taken_at: datetime | None = None
     ) -> pd.DataFrame:
@@ -396,28 +549,8 @@ class Snapshots:
         "In force at" means the latest taken at or before that moment, so asking "what did stock
         look like at 10:00" works without knowing the exact snapshot times.
         """
-        query = sa.select(snapshot_runs).where(
-            snapshot_runs.c.name == name, _partition_clause(partition_key)
-        )
-        if taken_at is not None:
-            query = query.where(snapshot_runs.c.taken_at <= require_aware(taken_at, "taken_at"))
-        query = query.order_by(snapshot_runs.c.taken_at.desc(), snapshot_runs.c.id.desc()).limit(1)
         with self._db.read() as conn:
-            run = conn.execute(query).one_or_none()
-            if run is None:
-                where = f" partition {partition_key!r}" if partition_key is not None else ""
-                when = f" at or before {taken_at.isoformat()}" if taken_at is not None else ""
-                raise SnapshotNotFound(f"no snapshot {name!r}{where}{when}")
-            specs: list[dict[str, Any]] = run.columns
-            names = [spec["name"] for spec in specs]
-            if not names:
-                return pd.DataFrame(index=pd.RangeIndex(run.row_count))
-            documents = list(_documents(_row_texts(conn, run.id)))
-        # dtype=object: pandas transposes the documents in C without guessing types (a guess
-        # would turn integer columns with nulls into floats); the specs decide the types below.
-        raw = pd.DataFrame(documents, columns=names, dtype=object)
-        columns = [raw.iloc[:, position].to_numpy() for position in range(len(names))]
-        return decode_frame(specs, columns)
+            return _decode_run(conn, self._latest(conn, name, partition_key, taken_at))
 
     def list(self, name: str) -> list[SnapshotInfo]:
         """Every stored snapshot of `name`, newest first."""

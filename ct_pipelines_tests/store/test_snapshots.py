@@ -233,3 +233,80 @@ def test_rows_are_json_objects_operators_can_query_in_sql(store: IntegrationStor
             {"run": info.id},
         ).scalars()
         assert list(skus) == ["TEE-RED-S", "TEE-RED-M"]
+
+
+def _orders(ids: list[str], version: int, note: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "order_id": ids,
+            "order_version": np.array([version] * len(ids), dtype="int64"),
+            "note": [note] * len(ids),
+            "eligible": [True] * len(ids),
+        }
+    )
+
+
+def test_upsert_updates_a_partition_in_place_for_those_rows_only(
+    store: IntegrationStore,
+) -> None:
+    day = "2026-11-26"
+    store.write_snapshot(
+        "order_batches", _orders(["a", "b", "c"], 1, "x"), partition_key=day, taken_at=T0
+    )
+    store.write_snapshot(
+        "order_batches", _orders(["z"], 1, "x"), partition_key="2026-11-25", taken_at=T0
+    )
+    info = store.upsert_snapshot(
+        "order_batches",
+        _orders(["b", "d"], 2, "y"),
+        partition_key=day,
+        key="order_id",
+        taken_at=T0 + timedelta(minutes=1),
+    )
+    assert info.row_count == 4
+    frame = store.read_snapshot("order_batches", partition_key=day)
+    by_id = frame.set_index("order_id")
+    assert sorted(by_id.index) == ["a", "b", "c", "d"]
+    assert by_id.loc["b", "order_version"] == 2 and by_id.loc["b", "note"] == "y"
+    assert by_id.loc["a", "order_version"] == 1 and by_id.loc["c", "note"] == "x"
+    assert frame["order_version"].dtype == "int64"
+    # Other days are untouched; only the asked-for rows come back from read_snapshot_rows.
+    assert list(store.read_snapshot("order_batches", partition_key="2026-11-25")["order_id"]) == [
+        "z"
+    ]
+    rows = store.read_snapshot_rows("order_batches", day, key="order_id", values=["d", "a", "q"])
+    assert sorted(rows["order_id"]) == ["a", "d"]
+    assert rows["order_version"].dtype == "int64"
+
+
+def test_upsert_with_other_column_types_rewrites_the_partition_once(
+    store: IntegrationStore,
+) -> None:
+    day = "2026-11-26"
+    store.write_snapshot("order_batches", _orders(["a", "b"], 1), partition_key=day, taken_at=T0)
+    changed = _orders(["b"], 3, "now text")
+    changed["extra"] = [1.5]
+    store.upsert_snapshot("order_batches", changed, partition_key=day, key="order_id", taken_at=T0)
+    frame = store.read_snapshot("order_batches", partition_key=day).set_index("order_id")
+    assert sorted(frame.index) == ["a", "b"]
+    assert frame.loc["b", "note"] == "now text" and frame.loc["b", "extra"] == 1.5
+    assert frame.loc["a", "order_version"] == 1
+
+
+def test_upsert_creates_a_missing_partition_and_refuses_duplicate_keys(
+    store: IntegrationStore,
+) -> None:
+    store.upsert_snapshot(
+        "order_batches", _orders(["a"], 1), partition_key="2026-11-27", key="order_id", taken_at=T0
+    )
+    assert list(store.read_snapshot("order_batches", partition_key="2026-11-27")["order_id"]) == [
+        "a"
+    ]
+    with pytest.raises(ValueError, match="unique"):
+        store.upsert_snapshot(
+            "order_batches",
+            _orders(["a", "a"], 1),
+            partition_key="2026-11-27",
+            key="order_id",
+            taken_at=T0,
+        )

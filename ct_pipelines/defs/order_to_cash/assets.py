@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ct_pipelines.defs import systems
 from ct_pipelines.defs.metadata import (
@@ -21,6 +22,7 @@ from ct_pipelines.defs.order_to_cash.logic.batch import (
     export_items,
     park_rejects,
     read_batch,
+    read_batch_orders,
 )
 from ct_pipelines.defs.order_to_cash.logic.engine import (
     FLOW,
@@ -71,6 +73,11 @@ class OrderToCashConfig(OrderRulesConfig):
     max_item_number_length: int = 20
     max_document_number_length: int = 35
     export_channel_key: str = "erp-order-export"
+    order_ids: list[str] = Field(
+        default=[],
+        description="Incremental run (set by the new_commercetools_orders sensor): read only "
+        "these orders and update the day's batch in place for them. Empty: rebuild the whole day.",
+    )
 
     def mapping(self, item_numbers: dict[str, str]) -> SalesOrderMapping:
         return SalesOrderMapping(
@@ -107,6 +114,17 @@ def order_batches(
     with erp.open_port() as port:
         mapping = config.mapping({item.sku: item.item_no for item in port.iter_items()})
     by_partition: dict[str, dict[str, Any]] = {}
+    order_ids = list(dict.fromkeys(config.order_ids))
+    if order_ids:
+        key = _single_day(context, "order_batches")
+        with event_log_for_step(context), commercetools.open_client() as client:
+            channel_id = export_channel_id(client, config.export_channel_key)
+            by_partition[key] = _update_batch(
+                context, config, client, integration_store, key, order_ids, mapping, channel_id
+            )
+        metadata = report_partitions(context, by_partition)
+        metadata["source"] = commercetools.describe()
+        return dg.MaterializeResult(metadata=metadata)
     with event_log_for_step(context), commercetools.open_client() as client:
         channel_id = export_channel_id(client, config.export_channel_key)
         # A single run may cover a backfill range: each day is read and replaced on its own,
@@ -141,6 +159,94 @@ def order_batches(
     return dg.MaterializeResult(metadata=metadata)
 
 
+# Orders asked for by id in one commercetools query (the ids travel in the URL).
+IDS_PER_QUERY = 100
+
+
+def _single_day(context: dg.AssetExecutionContext, asset: str) -> str:
+    keys = list(context.partition_keys)
+    if len(keys) != 1:
+        raise dg.Failure(
+            f"{asset}: order_ids select orders of one day, but this run covers {len(keys)} "
+            "partitions; launch it for one day, or without order_ids to rebuild the days"
+        )
+    return keys[0]
+
+
+def _update_batch(
+    context: dg.AssetExecutionContext,
+    config: OrderToCashConfig,
+    client: Any,
+    integration_store: Any,
+    key: str,
+    order_ids: list[str],
+    mapping: SalesOrderMapping,
+    channel_id: str | None,
+) -> dict[str, Any]:
+    """An incremental run: read just these orders of the day and update its batch in place."""
+    window = order_days.time_window_for_partition_key(key)
+    taken_at = datetime.now(UTC)
+    docs: list[dict[str, Any]] = []
+    for start in range(0, len(order_ids), IDS_PER_QUERY):
+        chunk = order_ids[start : start + IDS_PER_QUERY]
+        names = [f"id{i}" for i in range(len(chunk))]
+        docs.extend(
+            client.query(
+                "orders",
+                where=[f"id in ({', '.join(':' + n for n in names)})", created_window_predicate()],
+                variables={
+                    **dict(zip(names, chunk, strict=True)),
+                    "windowStart": as_utc_literal(window.start),
+                    "windowEnd": as_utc_literal(window.end),
+                },
+                expand=["paymentInfo.payments[*]"],
+                limit=len(chunk),
+                with_total=False,
+            )["results"]
+        )
+    batch = build_batch(
+        docs, tz=SHOP.tz, rule=config.rule(), mapping=mapping, channel_id=channel_id
+    )
+    unreadable = park_rejects(integration_store, FLOW, batch.rejects)
+    frame = batch_frame(batch.rows)
+    stored = None
+    if len(frame):
+        stored = integration_store.upsert_snapshot(
+            "order_batches", frame, partition_key=key, key="order_id", taken_at=taken_at
+        )
+    found = {str(doc.get("id")) for doc in docs}
+    missing = [order_id for order_id in order_ids if order_id not in found]
+    if missing:
+        context.log.warning(
+            "order_batches %s: %d of %d orders asked for are not orders of this day in "
+            "commercetools (deleted, or placed on another day); first: %s",
+            key,
+            len(missing),
+            len(order_ids),
+            ", ".join(scrub(m, limit=40) for m in missing[:5]),
+        )
+    context.log.info(
+        "order_batches %s: %d orders updated in place (%d in the day)",
+        key,
+        len(frame),
+        stored.row_count if stored else 0,
+    )
+    metadata = _batch_metadata(frame, unreadable)
+    metadata.update(
+        {
+            # The counts above are this run's orders; the row count is the whole day's.
+            "dagster/row_count": stored.row_count
+            if stored
+            else len(read_batch(integration_store, key)),
+            "scope": "orders",
+            "orders_updated": len(frame),
+            "orders_requested": len(order_ids),
+            "orders_not_found": len(missing),
+        }
+    )
+    return metadata
+
+
 def _batch_metadata(frame: pd.DataFrame, unreadable: int) -> dict[str, Any]:
     """One day's batch as the UI shows it: its own counts, schema, preview and money."""
     eligible = int(frame["eligible"].sum()) if len(frame) else 0
@@ -170,7 +276,12 @@ def _batch_metadata(frame: pd.DataFrame, unreadable: int) -> dict[str, Any]:
 
 
 class ErpExportConfig(dg.Config):
-    """Throttling for ERP writes: a flash sale queues here instead of overwhelming the ERP."""
+    """Throttling for ERP writes: a flash sale queues here instead of overwhelming the ERP.
+
+    ``claim_batch``, ``claim_lease_seconds`` and ``claim_wait_seconds`` tune how the export
+    claims its orders in the integration store (``store/claims.py``) so that several exports at
+    once never send an order twice; the defaults suit one or a few workers.
+    """
 
     workers: int = 6
     max_in_flight_writes: int = 4
@@ -185,6 +296,29 @@ class ErpExportConfig(dg.Config):
     progress_every_seconds: float = 30.0
     # How often a waiting export checks whether a progress line is due (0: only per order).
     progress_heartbeat_seconds: float = 5.0
+    claim_batch: int = Field(
+        default=100,
+        ge=1,
+        description="Orders claimed in one store transaction and looked up in one ERP request.",
+    )
+    claim_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claim holds an order; renewed every quarter of it while the "
+        "export runs, taken over by another export only once it has run out (or its process "
+        "on this host is gone).",
+    )
+    claim_wait_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="How long to wait for orders another live export holds before reporting "
+        "them failed_transient (claimed_elsewhere); empty: twice the lease.",
+    )
+    order_ids: list[str] = Field(
+        default=[],
+        description="Incremental run (set by the new_commercetools_orders sensor): export only "
+        "these orders of the day, in order of placement. Empty: every eligible order of the day.",
+    )
 
 
 @dg.asset(
@@ -207,7 +341,21 @@ def erp_sales_orders(
     # Who holds the erp_writes slot: the stuck_export_runs watchdog frees it if this process dies.
     context.instance.add_run_tags(context.run_id, {WORKER_TAG: current_worker().to_tag()})
     integration_store = store.get_store()
-    frames = {key: read_batch(integration_store, key) for key in context.partition_keys}
+    order_ids = list(dict.fromkeys(config.order_ids))
+    if order_ids:
+        key = _single_day(context, "erp_sales_orders")
+        frames = {key: read_batch_orders(integration_store, key, order_ids)}
+        absent = len(order_ids) - len(frames[key])
+        if absent:
+            context.log.warning(
+                "erp_sales_orders %s: %d of %d orders asked for are not in the day's batch "
+                "(order_batches found no such order of this day); nothing to export for them",
+                key,
+                absent,
+                len(order_ids),
+            )
+    else:
+        frames = {key: read_batch(integration_store, key) for key in context.partition_keys}
     batch = pd.concat(frames.values(), ignore_index=True) if frames else batch_frame([])
     items = export_items(batch) if len(batch) else []
     settings = ExportOptions(
@@ -216,6 +364,9 @@ def erp_sales_orders(
         rate_per_second=config.rate_per_second or None,
         burst=config.burst,
         max_attempts=config.max_attempts,
+        claim_batch=config.claim_batch,
+        claim_lease_seconds=config.claim_lease_seconds,
+        claim_wait_seconds=config.claim_wait_seconds,
     )
     started = datetime.now(UTC)
     progress = step_progress(
@@ -260,6 +411,8 @@ def erp_sales_orders(
             "workers": config.workers,
             "max_in_flight_writes": config.max_in_flight_writes,
             "rate_limit_per_second": config.rate_per_second,
+            "scope": "orders" if order_ids else "day",
+            "orders_requested": len(order_ids) if order_ids else len(items),
         }
     )
     return dg.MaterializeResult(metadata=metadata)

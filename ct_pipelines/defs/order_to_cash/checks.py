@@ -26,6 +26,12 @@ class OrderCheckConfig(dg.Config):
     orphan_after_minutes: int = 30
 
 
+def _first(frame: pd.DataFrame, column: str, n: int = 5) -> str:
+    """The first ``n`` values of ``column``; empty for a frame with no rows (and no columns,
+    as when no batch of the lookback window has been materialised yet)."""
+    return ", ".join(str(v) for v in frame[column].head(n)) if len(frame) else ""
+
+
 @dg.asset_check(
     asset=o2c.erp_sales_orders,
     description="Paid or authorised orders eligible for longer than `orphan_after_minutes` "
@@ -51,7 +57,7 @@ def orphaned_orders(
             f"no eligible order has waited more than {config.orphan_after_minutes} minutes",
             f"{len(orphans)} paid or authorised orders are not in the ERP after more than "
             f"{config.orphan_after_minutes} minutes (first: "
-            + ", ".join(orphans["external_document_number"].head(5))
+            + _first(orphans, "external_document_number")
             + ")",
             "look for them on the exception queue (`ct-pipelines exceptions list --flow "
             "order_to_cash`), fix the reason and retry; if they are not there, run "
@@ -173,7 +179,7 @@ def tax_rounding(config: OrderCheckConfig, store: IntegrationStoreResource) -> d
             "every order's line taxes add up to its tax per rate",
             f"{len(affected)} orders' line taxes differ from their tax per rate by "
             f"{display_amounts(by_currency)} (absolute; first: "
-            + ", ".join(affected["external_document_number"].head(5))
+            + _first(affected, "external_document_number")
             + ")",
             "nothing per order; if the count grows, finance decides with IT whether the ERP "
             "posts the order's tax portions or the line taxes",

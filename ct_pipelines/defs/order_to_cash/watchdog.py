@@ -26,7 +26,12 @@ from ct_pipelines.defs.order_to_cash.logic.stuck_runs import (
     worker_alive,
     write_suspects,
 )
-from ct_pipelines.defs.order_to_cash.sensors import order_export_job
+from ct_pipelines.defs.order_to_cash.sensors import (
+    ATTEMPT_TAG,
+    RECOVERS_TAG,
+    SCOPE_TAG,
+    order_export_job,
+)
 from ct_pipelines.kernel.shop import SHOP
 
 POOL = "erp_writes"
@@ -36,8 +41,22 @@ _RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_r
 
 
 def _recovery_request(run: dg.DagsterRun) -> dg.RunRequest | None:
-    tags = {"ct_pipelines/trigger": "stuck_export_runs", "ct_pipelines/recovers": run.run_id}
+    tags = {"ct_pipelines/trigger": "stuck_export_runs", RECOVERS_TAG: run.run_id}
     key = f"stuck-export-recovery:{run.run_id}"
+    if run.tags.get(SCOPE_TAG) == "orders" and run.tags.get("dagster/partition"):
+        # An incremental run: the same orders again, not the whole day.
+        attempt = int(run.tags.get(ATTEMPT_TAG, "1")) + 1
+        return dg.RunRequest(
+            run_key=key,
+            partition_key=run.tags["dagster/partition"],
+            run_config=run.run_config,
+            tags={
+                **tags,
+                SCOPE_TAG: "orders",
+                ATTEMPT_TAG: str(attempt),
+                "ct_pipelines/orders": run.tags.get("ct_pipelines/orders", ""),
+            },
+        )
     if run.tags.get("dagster/partition"):
         return dg.RunRequest(run_key=key, partition_key=run.tags["dagster/partition"], tags=tags)
     if all(run.tags.get(tag) for tag in _RANGE_TAGS):

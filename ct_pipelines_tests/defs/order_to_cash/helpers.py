@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -71,11 +72,19 @@ def sales_order_creates(world: Any) -> dict[str, int]:
 PROJECT_ROOT = Path(__file__).parents[3]
 
 
-def start_export_worker(day: date, *, on_instance: bool = False) -> subprocess.Popen[bytes]:
-    """One day's export in a process of its own (see export_worker.py), ready to be killed."""
+def start_export_worker(
+    day: date, *, on_instance: bool = False, ids_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """One day's export in a process of its own (see export_worker.py), ready to be killed;
+    with ``ids_file`` an incremental export of just those orders."""
     command = [sys.executable, "-m", "ct_pipelines_tests.defs.order_to_cash.export_worker"]
     return subprocess.Popen(
-        [*command, day.isoformat(), *(["--instance"] if on_instance else [])],
+        [
+            *command,
+            day.isoformat(),
+            *(["--instance"] if on_instance else []),
+            *(["--ids", str(ids_file)] if ids_file is not None else []),
+        ],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
@@ -98,6 +107,50 @@ def kill_when(
     worker.wait(timeout=60)
 
 
+def launch_like_the_daemon(
+    instance: dg.DagsterInstance,
+    requests: list[dg.RunRequest],
+    *,
+    sensor_name: str = "new_commercetools_orders",
+    export_config: dict[str, Any] | None = None,
+) -> list[dg.ExecuteInProcessResult]:
+    """Run a tick's run requests of ``order_export_job`` on ``instance`` as the daemon would:
+    a run key already launched by this sensor launches nothing; the run carries the request's
+    partition, run config and tags (plus the sensor's). ``export_config`` is merged into
+    ``erp_sales_orders``' config (e.g. no rate limit in tests)."""
+    from ct_pipelines.definitions import defs
+
+    loaded = defs()
+    definitions = loaded if isinstance(loaded, dg.Definitions) else loaded()
+    job = definitions.resolve_job_def("order_export_job")
+    results = []
+    for request in requests:
+        if request.run_key and instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={"dagster/sensor_name": sensor_name, "dagster/run_key": request.run_key}
+            ),
+            limit=1,
+        ):
+            continue
+        run_config = copy.deepcopy(dict(request.run_config or {}))
+        ops = run_config.setdefault("ops", {})
+        export = ops.setdefault("erp_sales_orders", {}).setdefault("config", {})
+        export.update({"rate_per_second": 0.0, **(export_config or {})})
+        tags = {**request.tags, "dagster/sensor_name": sensor_name}
+        if request.run_key:
+            tags["dagster/run_key"] = request.run_key
+        results.append(
+            job.execute_in_process(
+                run_config=run_config,
+                partition_key=request.partition_key,
+                tags=tags,
+                instance=instance,
+                raise_on_error=False,
+            )
+        )
+    return results
+
+
 def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(asset)
     assert events, f"{asset} did not materialise"
@@ -110,6 +163,7 @@ __all__ = [
     "erp_documents",
     "export_day",
     "kill_when",
+    "launch_like_the_daemon",
     "materialization",
     "past_day",
     "sales_order_creates",

@@ -271,11 +271,11 @@ def test_a_burst_larger_than_a_tick_spreads_over_ticks_without_loss_or_repeats(
     with build_resources()["commercetools"].open_client() as client:
         while ticks < 5:
             ticks += 1
-            fresh, cursor, more = poll_order_changes(client, cursor, now)
+            fresh, cursor, more = poll_order_changes(client, cursor, now, limit=5_000)
             taken += [change.order_id for change in fresh]
             if not more:
                 break
-    # More than one tick's worth (5,000 at most): two ticks, the second going on from exactly
+    # More than one tick's worth (5,000 at most here): two ticks, the second going on from exactly
     # where the first stopped, so nothing is read twice and nothing is lost.
     assert ticks == 2
     assert len(taken) == len(set(taken))

@@ -172,6 +172,18 @@ def read_batch(integration_store: Any, partition_key: str) -> pd.DataFrame:
         return batch_frame([])
 
 
+def read_batch_orders(
+    integration_store: Any, partition_key: str, order_ids: list[str]
+) -> pd.DataFrame:
+    """Only these orders' rows of a day's batch (an incremental export), or an empty batch."""
+    try:
+        return integration_store.read_snapshot_rows(
+            "order_batches", partition_key, key="order_id", values=order_ids
+        )
+    except SnapshotNotFound:
+        return batch_frame([])
+
+
 def export_items(frame: pd.DataFrame) -> list[ExportItem]:
     """Eligible orders of a batch in the order they were placed (FIFO), with draft or error."""
     eligible = frame[frame["eligible"].astype(bool)].sort_values(["created_at", "order_id"])
