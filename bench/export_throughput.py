@@ -9,8 +9,9 @@ shows what the HTTP stack and the ERP's own processing leave of the ceiling.
 By default the sandbox ERP is called in-process (its WSGI app through the sandbox transport), so
 its own work per write shares this process's interpreter lock with the exporter: a conservative
 setting. ``--erp process`` serves it from a process of its own over HTTP instead (the sandbox's
-threaded wsgiref server, one connection per request, which costs more than the exporter on a
-busy machine). Its latency injection (``write_latency_ms``, with the write limit
+threaded wsgiref server, HTTP/1.1 with persistent connections), as a real ERP is: its work then
+competes for the cores but not for this process's interpreter lock. Either way the bare writes
+and the exporter meet the same ERP in the same mode, and the first line says which. Its latency injection (``write_latency_ms``, with the write limit
 ``write_limit``) is the sandbox's own, see ``ct_sandbox/erp_app.py``.
 
     nice .venv/bin/python bench/export_throughput.py                       # C 4,16 x W 20,50,200
@@ -143,7 +144,8 @@ def main() -> None:
         )
         print(
             f"  {'C':>3} {'W ms':>5} {'C/W /s':>7} {'orders':>6} | {'bare /s':>8} {'of C/W':>6} | "
-            f"{'export /s':>9} {'of C/W':>6} {'x bare':>6} | {'peak':>4} {'423s':>4} {'cpu ms/order':>12}"
+            f"{'export /s':>9} {'of C/W':>6} {'x bare':>6} | {'peak':>4} {'423s':>4} "
+            f"{'cpu ms/order':>12} {'(bare)':>6}"
         )
         offset = 0
         for c, w in cells:
@@ -155,10 +157,12 @@ def main() -> None:
             erp = _Erp(world, args.erp, c, w)
             try:
                 client = erp.client
+                cpu = time.process_time()
                 started = time.perf_counter()
                 with ThreadPoolExecutor(c) as pool:
                     list(pool.map(_bare_write(client), base_drafts))
                 base_rate = n / (time.perf_counter() - started)
+                base_cpu_ms = (time.process_time() - cpu) * 1000 / n
 
                 store = IntegrationStore(f"sqlite:///{Path(tmp) / f'store-{c}-{w}.db'}")
                 store.migrate()
@@ -192,12 +196,14 @@ def main() -> None:
             print(
                 f"  {c:>3} {w:>5} {ceiling:>7.0f} {n:>6} | {base_rate:>8.1f} {base_rate / ceiling:>6.2f} | "
                 f"{rate:>9.1f} {rate / ceiling:>6.2f} {rate / base_rate:>6.2f} | "
-                f"{metrics['peak_in_flight_writes']:>4} {metrics['writes_rejected_locked']:>4} {cpu_ms:>12.2f}",
+                f"{metrics['peak_in_flight_writes']:>4} {metrics['writes_rejected_locked']:>4} "
+                f"{cpu_ms:>12.2f} {base_cpu_ms:>6.2f}",
                 flush=True,
             )
         print(
             "  peak: most ERP writes in flight at once during the export (never above C); 423s: "
-            "writes the ERP refused for its limit; cpu: this process's CPU per exported order"
+            "writes the ERP refused for its limit; cpu: this process's CPU per exported order (per bare "
+            "write)"
         )
 
 

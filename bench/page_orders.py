@@ -135,8 +135,10 @@ def main() -> None:
             )
             print(
                 f"bench/page_orders.py: {total:,} orders ({args.orders:,} bulk plus the seeded "
-                f"shop) over HTTP from {url}, page size {args.page_size}, best of {args.rounds}"
+                f"shop) over HTTP from {url}, page size {args.page_size}, best of {args.rounds}; "
+                "every reader fetches and decodes one page after the other (no prefetch)"
             )
+            load_before = os.getloadavg()
             client = CommercetoolsClient(settings)
 
             readers: dict[str, Callable[[], int]] = {
@@ -160,6 +162,11 @@ def main() -> None:
                     assert count == total, (name, count, total)
                     if name not in best or wall < best[name][0]:
                         best[name] = (wall, cpu, server_cpu)
+            load_after = os.getloadavg()
+            print(
+                "  load average (1, 5, 15 min) before / after the rounds: "
+                + " / ".join(", ".join(f"{x:.1f}" for x in la) for la in (load_before, load_after))
+            )
             print()
             print(
                 "  reader        wall s  orders/s  x bare  |  CPU s: reader  server  "

@@ -10,8 +10,10 @@ Both halves run in the same run, against the same trytond, with the same number 
   the party lookup (created on first use), the create, the amount check, quote, confirm, the
   read-back and the ledger write.
 
-It prints orders/s for both and their ratio, then checks in Tryton that every exported order
-is there once. The orders are the sandbox shop's, mapped by the pipelines' own mapping.
+The halves alternate in the order A B B A (baseline, export, export, baseline; half the orders
+each time), so a load that rises or falls during the run (these machines are shared) weighs on
+both alike. It prints the load average before and after, orders/s for both and their ratio,
+then checks in Tryton that every exported order is there once. The orders are the sandbox shop's, mapped by the pipelines' own mapping.
 
 Tryton: ``--url/--database/--user`` (password in CT_PIPELINES_TRYTON_PASSWORD) of a running
 server (``ct-pipelines tryton setup`` + ``serve``), or ``--postgres ADMIN_URL`` with
@@ -252,16 +254,26 @@ def main() -> int:
                 f"Tryton {database} at {url}",
                 flush=True,
             )
-            base_seconds = _bare_creates(port, baseline_drafts, args.workers)
-            seconds, report = _export(
-                port, export_drafts, args.workers, f"sqlite:///{Path(tmp) / 'store.db'}"
-            )
+            load_before = os.getloadavg()
+            store_url = f"sqlite:///{Path(tmp) / 'store.db'}"
+            half = args.orders // 2
+            base_seconds = _bare_creates(port, baseline_drafts[:half], args.workers)
+            seconds, first = _export(port, export_drafts[:half], args.workers, store_url)
+            more, second = _export(port, export_drafts[half:], args.workers, store_url)
+            seconds += more
+            base_seconds += _bare_creates(port, baseline_drafts[half:], args.workers)
+            load_after = os.getloadavg()
+            counts = {k: first.counts[k] + second.counts[k] for k in first.counts}
             references = [d.external_document_number for d in export_drafts]
             rows = port.rpc.search_read(
                 "sale.sale", [("reference", "in", references)], ["reference", "state"]
             )
         base_rate = len(baseline_drafts) / base_seconds
-        rate = report.counts["exported"] / seconds
+        rate = counts["exported"] / seconds
+        print(
+            f"  load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+            f"{os.cpu_count()} CPUs"
+        )
         print(f"  baseline: bare create+quote+confirm   {base_rate:8.2f} orders/s")
         print(
             f"  export path (OrderExporter, adapter)   {rate:8.2f} orders/s"
@@ -269,8 +281,8 @@ def main() -> int:
         )
         found = [row["reference"] for row in rows]
         print(
-            f"  exported {report.counts['exported']}, failed "
-            f"{report.counts['failed_permanent'] + report.counts['failed_transient']}; in Tryton "
+            f"  exported {counts['exported']}, failed "
+            f"{counts['failed_permanent'] + counts['failed_transient']}; in Tryton "
             f"{len(set(found))} of {len(references)}, {len(found) - len(set(found))} twice, "
             f"{sum(1 for row in rows if row['state'] not in ('confirmed', 'processing'))} "
             "not confirmed"

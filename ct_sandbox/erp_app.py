@@ -188,12 +188,12 @@ def ensure_erp_schema(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
 
 def next_number(conn: sqlite3.Connection, name: str) -> int:
     """Next value of a named counter; call inside a write transaction."""
-    conn.execute(
+    row = conn.execute(
         "INSERT INTO erp_counters (name, value) VALUES (?, 1) "
-        "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
         (name,),
-    )
-    return int(conn.execute("SELECT value FROM erp_counters WHERE name = ?", (name,)).fetchone()[0])
+    ).fetchone()
+    return int(row[0])
 
 
 def get_setting(conn: sqlite3.Connection, name: str) -> str | None:
@@ -298,6 +298,44 @@ def sales_order_json(conn: sqlite3.Connection, sales_order_no: str) -> dict[str,
     }
 
 
+def _new_sales_order_json(number: str, draft: SalesOrderBody, now: str) -> dict[str, Any]:
+    """``sales_order_json`` of an order ``write_sales_order`` has just created from ``draft``."""
+    return {
+        "sales_order_no": number,
+        "external_document_number": draft.external_document_number,
+        "status": "open",
+        "order_date": draft.order_date.isoformat(),
+        "currency": draft.currency,
+        "fraction_digits": draft.fraction_digits,
+        # Stored as JSON with sorted keys, read back as a dict in that order.
+        "customer": dict(sorted(draft.customer.model_dump(mode="json").items())),
+        "totals": {
+            "net_minor": draft.totals.net_minor,
+            "tax_minor": draft.totals.tax_minor,
+            "gross_minor": draft.totals.gross_minor,
+        },
+        "source_order_id": draft.source_order_id,
+        "source_order_version": draft.source_order_version,
+        "created_at": now,
+        "updated_at": now,
+        "lines": [
+            {
+                "line_no": line.line_no,
+                "item_no": line.item_no,
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price_minor,
+                "net_minor": line.net_minor,
+                "tax_minor": line.tax_minor,
+                "gross_minor": line.gross_minor,
+                "tax_code": line.tax_code,
+                "kind": line.kind,
+            }
+            for line in sorted(draft.lines, key=lambda line: line.line_no)
+        ],
+    }
+
+
 def sales_order_no_for(conn: sqlite3.Connection, external_document_number: str) -> str | None:
     row = conn.execute(
         "SELECT sales_order_no FROM erp_sales_orders WHERE external_document_number = ?",
@@ -339,14 +377,24 @@ _POSTING_COLUMNS = (
 # -- writes shared by the REST API and the world (seed, clock, drift) ---------------------------
 
 
+_UNKNOWN = object()
+
+
 def write_sales_order(
-    conn: sqlite3.Connection, draft: SalesOrderBody, now: str, *, status: str = "open"
+    conn: sqlite3.Connection,
+    draft: SalesOrderBody,
+    now: str,
+    *,
+    status: str = "open",
+    existing: str | object | None = _UNKNOWN,
 ) -> tuple[str, bool]:
     """Insert or replace a sales order's header and lines; (sales_order_no, created).
 
-    Call inside a write transaction, after validation.
+    Call inside a write transaction, after validation. ``existing``: the document's sales order
+    number (None: none yet) when the caller has just read it in this transaction.
     """
-    existing = sales_order_no_for(conn, draft.external_document_number)
+    if existing is _UNKNOWN:
+        existing = sales_order_no_for(conn, draft.external_document_number)
     header = (
         draft.order_date.isoformat(),
         draft.currency,
@@ -368,7 +416,7 @@ def write_sales_order(
             (number, draft.external_document_number, status, *header, now, now),
         )
     else:
-        number = existing
+        number = str(existing)
         conn.execute(
             "UPDATE erp_sales_orders SET order_date = ?, currency = ?, fraction_digits = ?, "
             "customer = ?, net_minor = ?, tax_minor = ?, gross_minor = ?, source_order_id = ?, "
@@ -1081,7 +1129,7 @@ class ErpSandboxApp:
                 environ,
                 method,
                 path,
-                lambda conn, body: self._put_sales_order(conn, document, body),
+                lambda conn, body, now: self._put_sales_order(conn, document, body, now),
             )
         if method == "POST" and path == "/journal-batches":
             return self._idempotent(environ, method, path, self._post_journal_batch)
@@ -1092,7 +1140,7 @@ class ErpSandboxApp:
         environ: Mapping[str, Any],
         method: str,
         path: str,
-        handler: Callable[[sqlite3.Connection, dict[str, Any]], tuple[int, dict[str, Any]]],
+        handler: Callable[[sqlite3.Connection, dict[str, Any], str], tuple[int, dict[str, Any]]],
     ) -> Response:
         key = str(environ.get("HTTP_IDEMPOTENCY_KEY") or "").strip()
         if not key:
@@ -1110,6 +1158,8 @@ class ErpSandboxApp:
             f"{method} {path}\n".encode() + json.dumps(body, sort_keys=True).encode()
         ).hexdigest()
         conn = ensure_erp_schema(self.db_path)
+        # One clock reading per write (the world clock is a stored offset: a query each time).
+        now = self._now()
         with db.transaction(conn):
             row = conn.execute(
                 "SELECT fingerprint, status, body FROM erp_idempotency_keys WHERE key = ?", (key,)
@@ -1122,12 +1172,12 @@ class ErpSandboxApp:
                         "this Idempotency-Key was used for a different request",
                     )
                 return int(row[1]), json.loads(row[2]), [("Idempotent-Replayed", "true")]
-            status, response = handler(conn, body)
+            status, response = handler(conn, body, now)
             # Only successes are remembered: a rejected request may be corrected and resent.
             conn.execute(
                 "INSERT INTO erp_idempotency_keys (key, fingerprint, status, body, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (key, fingerprint, status, json.dumps(response), self._now()),
+                (key, fingerprint, status, json.dumps(response), now),
             )
         return status, response, []
 
@@ -1135,7 +1185,7 @@ class ErpSandboxApp:
         return db.format_timestamp(db.sandbox_now(self.db_path))
 
     def _put_sales_order(
-        self, conn: sqlite3.Connection, document: str, body: dict[str, Any]
+        self, conn: sqlite3.Connection, document: str, body: dict[str, Any], now: str
     ) -> tuple[int, dict[str, Any]]:
         try:
             draft = SalesOrderBody.model_validate(body)
@@ -1171,13 +1221,16 @@ class ErpSandboxApp:
                     f"sales order {existing} already holds source version "
                     f"{current['source_order_version']}, newer than {draft.source_order_version}",
                 )
-        number, created = write_sales_order(conn, draft, self._now())
+        number, created = write_sales_order(conn, draft, now, existing=existing)
+        if created:
+            # Exactly what reading it back would give, without reading it back.
+            return 201, _new_sales_order_json(number, draft, now)
         order = sales_order_json(conn, number)
         assert order is not None
-        return (201 if created else 200), order
+        return 200, order
 
     def _post_journal_batch(
-        self, conn: sqlite3.Connection, body: dict[str, Any]
+        self, conn: sqlite3.Connection, body: dict[str, Any], now: str
     ) -> tuple[int, dict[str, Any]]:
         try:
             batch = JournalBatchBody.model_validate(body)
@@ -1226,7 +1279,7 @@ class ErpSandboxApp:
                 total,
                 total,
                 len(batch.lines),
-                self._now(),
+                now,
             ),
         )
         row = conn.execute(

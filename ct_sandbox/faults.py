@@ -22,6 +22,7 @@ Additions beyond the contract:
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -97,7 +98,17 @@ def load_faults(db_path: str | os.PathLike[str], side: str) -> FaultConfig:
         .execute("SELECT config FROM sandbox_faults WHERE side = ?", (side,))
         .fetchone()
     )
-    return FaultConfig() if row is None else FaultConfig.model_validate_json(row[0])
+    return _NO_FAULTS if row is None else _parse_faults(str(row[0]))
+
+
+_NO_FAULTS = FaultConfig()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_faults(raw: str) -> FaultConfig:
+    # Every request reads the stored config (another process may have changed it); the same
+    # text gives the same frozen config, so it is parsed once, not once a request.
+    return FaultConfig.model_validate_json(raw)
 
 
 def save_faults(db_path: str | os.PathLike[str], side: str, cfg: FaultConfig) -> None:
@@ -171,13 +182,12 @@ def log_request(
     fault: str | None = None,
 ) -> int:
     """Record one request (path without query string: no secrets, no personal data); its seq."""
-    conn = db.connect(db_path)
-    with db.transaction(conn):
-        cursor = conn.execute(
-            "INSERT INTO sandbox_request_log (side, method, path, status, fault, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (side, method, path, status, fault, datetime.now(UTC).isoformat()),
-        )
+    # One statement: in autocommit mode it is a transaction of its own (no BEGIN/COMMIT round).
+    cursor = db.connect(db_path).execute(
+        "INSERT INTO sandbox_request_log (side, method, path, status, fault, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (side, method, path, status, fault, datetime.now(UTC).isoformat()),
+    )
     return int(cursor.lastrowid or 0)
 
 

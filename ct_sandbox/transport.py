@@ -7,7 +7,9 @@ Contract:
   app's ``side`` and ``db_path`` attributes). Status faults (429/5xx/409) and latency are
   injected by the apps themselves, so they also happen over real HTTP.
 - ``serve(world, host="127.0.0.1", port=8089)``: serves commercetools at ``/`` and the ERP app at
-  ``/erp`` with a threaded wsgiref server until interrupted. ``PATH_INFO`` keeps the ``/erp``
+  ``/erp`` with a threaded wsgiref server until interrupted, HTTP/1.1 with persistent
+  connections (a pooled client connection serves many requests; wsgiref's own handler answers
+  one request per connection, so every request paid a TCP connect and a new server thread). ``PATH_INFO`` keeps the ``/erp``
   prefix, exactly as it arrives in-process through ``SANDBOX_ERP_URL``.
 
 Additions beyond the contract:
@@ -24,13 +26,14 @@ Additions beyond the contract:
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as _wsgi_server
 
 import httpx
@@ -117,6 +120,70 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _PersistentServerHandler(ServerHandler):
+    http_version = "1.1"
+    length_known = False
+    headers: Any
+    request_handler: Any
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        # Without a length the answer ends when the connection does: it cannot be kept.
+        self.length_known = self.headers is not None and "Content-Length" in self.headers
+
+
+class _PersistentHandler(_QuietHandler):
+    """HTTP/1.1 with persistent connections, one request after another on a connection."""
+
+    protocol_version = "HTTP/1.1"
+    # Status line, headers and body go out in one flush; no Nagle delay on small answers.
+    disable_nagle_algorithm = True
+    wbufsize = -1
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self._handle_one()
+        while not self.close_connection:
+            self._handle_one()
+
+    def _handle_one(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            self.close_connection = True
+            self.wfile.flush()
+            return
+        if not self.parse_request():  # an error was sent
+            self.close_connection = True
+            self.wfile.flush()
+            return
+        if "chunked" in str(self.headers.get("Transfer-Encoding", "")).lower():
+            self.send_error(411, "a request body needs a Content-Length")
+            self.close_connection = True
+            self.wfile.flush()
+            return
+        try:
+            length = max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            length = 0
+        # The body is read here, whatever the app reads of it: the next request starts after it.
+        body = self.rfile.read(length) if length else b""
+        wfile: Any = self.wfile
+        handler = _PersistentServerHandler(
+            io.BytesIO(body), wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
+        handler.request_handler = self
+        server: Any = self.server
+        handler.run(server.get_app())
+        if not handler.length_known:
+            self.close_connection = True
+        self.wfile.flush()
+
+
 def _mount(commercetools_app: WSGIApp, erp_app: WSGIApp | None) -> WSGIApp:
     def router(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -142,7 +209,7 @@ def make_server(
         port,
         _mount(commercetools_app, erp_app),
         server_class=_ThreadingWSGIServer,
-        handler_class=_QuietHandler,
+        handler_class=_PersistentHandler,
     )
 
 

@@ -73,6 +73,24 @@ def test_created_then_replayed_with_the_stored_answer(http: httpx.Client) -> Non
     assert first.json() == second.json()
 
 
+def test_the_answer_to_a_create_is_the_order_as_read_back(http: httpx.Client) -> None:
+    body = _order(_first_item(http))
+    body["customer"] = {"country": "GB", "ref": "c-9"}
+    body["lines"].insert(0, {**body["lines"][0], "line_no": 2, "kind": "custom"})
+    body["lines"][0]["net_minor"] = body["lines"][0]["tax_minor"] = 0
+    body["lines"][0]["gross_minor"] = 0
+    created = http.put("/sales-orders/WEB-1", json=body, headers={"Idempotency-Key": "c"})
+    assert created.status_code == 201
+    assert created.json() == http.get("/sales-orders/WEB-1").json()
+    assert [line["line_no"] for line in created.json()["lines"]] == [1, 2]
+    # An update (other content, same document) answers with the stored order as well.
+    body["source_order_version"] = 2
+    updated = http.put("/sales-orders/WEB-1", json=body, headers={"Idempotency-Key": "u"})
+    assert updated.status_code == 200
+    assert updated.json() == http.get("/sales-orders/WEB-1").json()
+    assert updated.json()["sales_order_no"] == created.json()["sales_order_no"]
+
+
 def test_document_numbers_with_slashes_stay_one_segment(http: httpx.Client) -> None:
     body = _order(_first_item(http), number="WEB/2026/7")
     response = http.put(

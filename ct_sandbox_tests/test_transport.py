@@ -210,3 +210,41 @@ def test_threaded_http_server(app: CommercetoolsSandboxApp) -> None:
     assert set(statuses) <= {200, 409}
     assert 200 in statuses
     assert calls == ["/erp/items"]
+
+
+def _read_response(stream: Any) -> tuple[bytes, dict[str, str], bytes]:
+    status = stream.readline()
+    headers: dict[str, str] = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get("content-length", "0")))
+
+
+def test_http_server_keeps_connections_open(app: CommercetoolsSandboxApp) -> None:
+    import socket
+
+    def erp(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"got":' + str(len(body)).encode() + b"}"]
+
+    with start_server(app, erp) as server:
+        host, port = server.server.server_address[:2]
+        with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+            stream = sock.makefile("rb")
+            # Two requests on one connection: the second is answered on it too, and a body the
+            # first sent does not leak into the second.
+            sock.sendall(
+                b"PUT /erp/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                b"GET /erp/y HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            first = _read_response(stream)
+            second = _read_response(stream)
+            assert first[0].startswith(b"HTTP/1.1 200") and first[2] == b'{"got":5}'
+            assert second[0].startswith(b"HTTP/1.1 200") and second[2] == b'{"got":0}'
+            # "Connection: close" is honoured: the server ends the connection after answering.
+            sock.sendall(b"GET /erp/z HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            third = _read_response(stream)
+            assert third[2] == b'{"got":0}'
+            assert stream.read() == b""

@@ -97,16 +97,34 @@ def _page_adapter(model: type[BaseModel]) -> TypeAdapter[_Page[Any]]:
 _gc_lock = threading.Lock()
 _gc_pauses = 0
 _gc_was_enabled = False
+_gc_promote = False
 
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while decoding a page (thread-safe, nestable; it is
-    enabled again only if it was enabled when the first pause began)."""
-    global _gc_pauses, _gc_was_enabled
+    enabled again only if it was enabled when the first pause began).
+
+    Decoding allocates hundreds of thousands of objects that all stay alive, so collections
+    during it find nothing. Enabling the collector afterwards would start one at once, over
+    the young generation that is now the whole page: it too finds nothing and cost a third of
+    the decoding (about 70 ms of a 500-order page). So the pause is bracketed:
+
+    - on entry, a collection of the two young generations (small: what was allocated since
+      the last page) frees the cyclic garbage of the caller's code, so none of it is carried on;
+    - on exit, the young generations, now just what the pause allocated (the page), are moved
+      to the oldest generation unscanned (:func:`_promote_young`).
+
+    Reference counting still frees the page as soon as it is let go. Skipped while anything
+    is frozen (see :func:`_promote_young`): then the page is collected as it would be without.
+    """
+    global _gc_pauses, _gc_was_enabled, _gc_promote
     with _gc_lock:
         if _gc_pauses == 0:
             _gc_was_enabled = gc.isenabled()
+            _gc_promote = _gc_was_enabled and not gc.get_freeze_count()
+            if _gc_promote:
+                gc.collect(1)
             gc.disable()
         _gc_pauses += 1
     try:
@@ -115,7 +133,23 @@ def _gc_paused() -> Iterator[None]:
         with _gc_lock:
             _gc_pauses -= 1
             if _gc_pauses == 0 and _gc_was_enabled:
+                if _gc_promote:
+                    _promote_young()
                 gc.enable()
+
+
+def _promote_young() -> None:
+    """Move every object of the young generations to the oldest one, without a collection.
+
+    ``gc.freeze()`` moves all tracked objects to the permanent generation and resets the young
+    generation's allocation count; ``gc.unfreeze()`` moves them all into the oldest
+    generation, which only a full collection scans. CPython triggers full collections by the
+    objects that survived a middle collection, so these do not bring one on sooner. Only
+    called when nothing is frozen: unfreezing would otherwise thaw objects that someone froze
+    on purpose (``gc.freeze()`` after start-up).
+    """
+    gc.freeze()
+    gc.unfreeze()
 
 
 class _InvalidDocument(Exception):

@@ -146,11 +146,39 @@ class RestErpClient:
         idempotency_key: str | None = None,
         allow_404: bool = False,
     ) -> Any:
+        response = self._send(
+            method,
+            path,
+            params=params,
+            json=json,
+            idempotency_key=idempotency_key,
+            allow_404=allow_404,
+        )
+        if response is None or response.status_code == 404:
+            return None
+        return _json_body(f"{method} {path}", response)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | None = None,
+        idempotency_key: str | None = None,
+        allow_404: bool = False,
+    ) -> httpx.Response | None:
+        """The answer to a request after retries: a typed error for 4xx/5xx (a 404 is returned
+        when allowed), None for 204; the caller reads the body."""
         url = self._base_url + path
 
         def build() -> httpx.Request:
+            headers = self._headers(idempotency_key)
+            if content is not None:
+                headers["Content-Type"] = "application/json"
             return self._http.build_request(
-                method, url, params=params, json=json, headers=self._headers(idempotency_key)
+                method, url, params=params, json=json, content=content, headers=headers
             )
 
         where = f"{method} {path}"
@@ -173,27 +201,47 @@ class RestErpClient:
                 "attempts: is CT_PIPELINES_ERP_URL right and the host reachable?",
             ) from None
         if allow_404 and response.status_code == 404:
-            return None
+            return response
         if response.status_code >= 400:
             raise _error_for(where, response, host=self.host, secrets=self._secrets())
         if response.status_code == 204:
             return None
-        return _json_body(where, response)
+        return response
+
+    def _request_model(
+        self,
+        model: type[ModelT],
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelT | None:
+        """A request whose answer is one ``model``, decoded straight from the body's bytes (one
+        pydantic-core pass, no intermediate dicts); None for 204."""
+        where = f"{method} {path}"
+        response = self._send(method, path, content=content, idempotency_key=idempotency_key)
+        if response is None:
+            return None
+        _check_json_answer(where, response)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise ErpIncompleteResponseError(
+                    response.status_code,
+                    "InvalidJson",
+                    f"{where}: the answer is not valid JSON "
+                    f"({len(response.content)} bytes, truncated?)",
+                ) from None
+            raise _shape_error(model, exc, where) from None
 
     def _model(self, model: type[ModelT], body: Any, where: str) -> ModelT:
         """``body`` as ``model``, or a typed error naming what is wrong (never a raw crash)."""
         try:
             return model.model_validate(body)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
-                for e in exc.errors()[:3]
-            )
-            raise ErpInvalidResponseError(
-                None,
-                "UnexpectedShape",
-                f"{where}: the answer is not a {model.__name__} ({problems})",
-            ) from None
+            raise _shape_error(model, exc, where) from None
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Follow ``next_cursor`` until the ERP reports no more; one page in memory at a time."""
@@ -266,14 +314,20 @@ class RestErpClient:
         if not idempotency_key:
             raise ValueError("idempotency_key is required for a sales order write")
         path = f"/sales-orders/{_segment(order.external_document_number)}"
-        body = self._request(
-            "PUT", path, json=order.model_dump(mode="json"), idempotency_key=idempotency_key
+        # The body straight from pydantic-core (the same JSON as model_dump(mode="json") through
+        # the json module) and the answer straight into the model: this is the export's hot path.
+        created = self._request_model(
+            ErpSalesOrder,
+            "PUT",
+            path,
+            content=order.model_dump_json().encode(),
+            idempotency_key=idempotency_key,
         )
-        if body is None:
+        if created is None:
             raise ErpIncompleteResponseError(
                 204, "EmptyBody", f"PUT {path}: no sales order in the answer"
             )
-        return self._model(ErpSalesOrder, body, f"PUT {path}")
+        return created
 
     def shipments_since(self, cursor: str | None, limit: int = 500) -> ShipmentPage:
         params: dict[str, Any] = {"limit": limit}
@@ -337,8 +391,30 @@ def idempotency_header(key: str) -> str:
     return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _shape_error(model: type[BaseModel], exc: ValidationError, where: str) -> ErpError:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:3]
+    )
+    return ErpInvalidResponseError(
+        None, "UnexpectedShape", f"{where}: the answer is not a {model.__name__} ({problems})"
+    )
+
+
 def _json_body(where: str, response: httpx.Response) -> Any:
     """The JSON of a 2xx (or unexpected 1xx/3xx) answer, validated before anyone reads it."""
+    _check_json_answer(where, response)
+    try:
+        return response.json()
+    except ValueError:
+        raise ErpIncompleteResponseError(
+            response.status_code,
+            "InvalidJson",
+            f"{where}: the answer is not valid JSON ({len(response.content)} bytes, truncated?)",
+        ) from None
+
+
+def _check_json_answer(where: str, response: httpx.Response) -> None:
+    """A 2xx answer with a JSON body, or the typed error saying what it is instead."""
     status = response.status_code
     if not 200 <= status < 300:
         location = httpx.URL(response.headers.get("location", "")).host or "elsewhere"
@@ -356,14 +432,6 @@ def _json_body(where: str, response: httpx.Response) -> Any:
             "UnexpectedContentType",
             f"{where}: answered {content_type}, not JSON (a login page or a proxy in between?)",
         )
-    try:
-        return response.json()
-    except ValueError:
-        raise ErpIncompleteResponseError(
-            status,
-            "InvalidJson",
-            f"{where}: the answer is not valid JSON ({len(response.content)} bytes, truncated?)",
-        ) from None
 
 
 def _error_for(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gc
 import logging
+import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +21,7 @@ from ct_pipelines.commercetools import (
     ServiceUnavailableError,
     TooManyActionsError,
 )
+from ct_pipelines.commercetools.client import _gc_paused
 from ct_pipelines.commercetools.models import Order
 from ct_pipelines.lib.retry import RetryPolicy
 from ct_pipelines_tests.commercetools.fakes import (
@@ -660,3 +663,58 @@ def test_settings_error_names_missing_variables_without_values() -> None:
         CommercetoolsSettings.from_env({"CTP_CLIENT_SECRET": CLIENT_SECRET})
     assert "CTP_PROJECT_KEY" in str(caught.value)
     assert CLIENT_SECRET not in str(caught.value)
+
+
+# --- garbage collector around page decoding --------------------------------------------------
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_gc_pause_moves_the_page_to_the_oldest_generation_unscanned() -> None:
+    assert gc.isenabled() and not gc.get_freeze_count()
+    with _gc_paused():
+        assert not gc.isenabled()
+        page = [{"n": [i]} for i in range(5_000)]  # tracked containers, like decoded models
+    assert gc.isenabled()
+    assert gc.get_count()[0] == 0  # no young collection is due over the page
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(doc) in oldest for doc in page)
+    assert gc.get_freeze_count() == 0  # nothing left frozen
+
+
+def test_gc_pause_first_collects_the_young_cyclic_garbage_it_would_otherwise_carry_on() -> None:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    del a, b
+    assert gone() is not None  # a cycle: reference counting alone cannot free it
+    with _gc_paused():
+        assert gone() is None
+
+
+def test_gc_pause_leaves_frozen_objects_frozen() -> None:
+    kept = [[i] for i in range(100)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _gc_paused():
+            page = [[i] for i in range(1_000)]
+        assert gc.get_freeze_count() == frozen  # not thawed by the pause
+        assert gc.isenabled() and len(page) == 1_000 and kept
+    finally:
+        gc.unfreeze()
+
+
+def test_gc_pause_keeps_a_disabled_collector_disabled_and_promotes_nothing() -> None:
+    gc.disable()
+    try:
+        with _gc_paused():
+            page = [[i] for i in range(1_000)]
+        assert not gc.isenabled()
+        young = {id(o) for o in gc.get_objects(generation=0)}
+        assert all(id(doc) in young for doc in page)  # left to the caller's own collections
+    finally:
+        gc.enable()

@@ -47,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import random
 import threading
 import time
@@ -170,6 +169,32 @@ def payload_hash(draft: SalesOrderDraft) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+class _Window:
+    """At most ``limit`` orders handed to the writers and not done yet. The feeder reserves room
+    for a whole batch at once, so finishing writers wake it once a batch, not once an order."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._open = 0
+        self._wanted = 0
+        self._cond = threading.Condition()
+
+    def reserve(self, count: int) -> None:
+        count = min(count, self._limit)
+        with self._cond:
+            self._wanted = count
+            while self._open + count > self._limit:
+                self._cond.wait()
+            self._wanted = 0
+            self._open += count
+
+    def release(self) -> None:
+        with self._cond:
+            self._open -= 1
+            if self._wanted and self._open + self._wanted <= self._limit:
+                self._cond.notify()
+
+
 class _LedgerWriter:
     """Records successful exports in the ledger in batches, off the ERP workers' path.
 
@@ -191,7 +216,12 @@ class _LedgerWriter:
         self._session = session
         self._batch_size = batch_size
         self._interval = interval
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        # Results wait in a list; the writer thread is woken only when a batch is full or the
+        # export ends, and otherwise looks every ``interval``: one wake-up per batch, not one per
+        # order (at high C/W a wake-up per order costs the writers GIL hand-offs).
+        self._pending: list[tuple[str, str]] = []
+        self._closed = False
+        self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._error: BaseException | None = None
         self._thread.start()
@@ -199,36 +229,31 @@ class _LedgerWriter:
     def put(self, key: str, document: str) -> None:
         if self._error is not None:
             raise RuntimeError("the ledger writer failed") from self._error
-        self._queue.put((key, document))
+        with self._cond:
+            self._pending.append((key, document))
+            if len(self._pending) == self._batch_size:
+                self._cond.notify()
 
     def close(self) -> None:
-        self._queue.put(None)
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
         self._thread.join()
         if self._error is not None:
             raise RuntimeError("the ledger writer failed") from self._error
 
     def _run(self) -> None:
-        done = False
-        while not done:
-            batch: list[tuple[str, str]] = []
-            try:
-                item = self._queue.get()
-                # Gather for up to ``interval`` after the first result (or a full batch): one
-                # transaction per batch, not one per handful of orders, is what keeps the
-                # store off the writers' critical path at high C/W.
-                deadline = time.monotonic() + self._interval
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= self._batch_size:
-                        break
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                else:
-                    done = True
-            except queue.Empty:
-                pass
-            if batch:
+        while True:
+            with self._cond:
+                if not self._closed and len(self._pending) < self._batch_size:
+                    self._cond.wait(self._interval)
+                batch, self._pending = self._pending, []
+                done = self._closed and not batch
+            if done:
+                return
+            for start in range(0, len(batch), self._batch_size):
                 try:
-                    self._record(batch)
+                    self._record(batch[start : start + self._batch_size])
                 except BaseException as exc:  # surfaced to the workers and at close()
                     self._error = exc
                     return
@@ -398,7 +423,7 @@ class OrderExporter:
         then wait for the orders other live exports held, and send those still not exported."""
         size = max(1, self._settings.claim_batch)
         # At most two batches ahead of the writers: claims stay few, lookups overlap the writes.
-        ahead = threading.Semaphore(max(2 * size, self._settings.workers))
+        ahead = _Window(max(2 * size, self._settings.workers))
         held: list[int] = []
         # The first batches are small, so the first writes start after a short claim and
         # lookup rather than a full batch's; then they grow to ``claim_batch``.
@@ -445,7 +470,7 @@ class OrderExporter:
         queue_: Sequence[ExportItem],
         indices: Sequence[int],
         slots: list[ExportResult | None],
-        ahead: threading.Semaphore,
+        ahead: _Window,
     ) -> list[int]:
         """Claim these orders in one transaction, look the claimed ones up in the ERP in one go,
         submit them to the writers; returns the indices another live export holds."""
@@ -479,10 +504,11 @@ class OrderExporter:
                 "bulk ERP lookup failed (%s); looking orders up one by one", type(exc).__name__
             )
             found = None
+        # Room for the whole batch at once (a batch is never larger than the window).
+        ahead.reserve(len(claimed))
         for key in claimed:
             n = by_key[key]
             prefound = None if found is None else found.get(key)
-            ahead.acquire()
 
             def run(
                 n: int = n,
