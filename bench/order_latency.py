@@ -24,7 +24,8 @@ a tick happens at its moment; each run's duration is charged from the work that 
 - ``erp_sales_orders``: ``--walk-per-second`` per order of its batch it walks (ledger and claim
   lookups), then the ERP writes at min(``--erp-rate``, ``--erp-in-flight`` / ``--erp-write-ms``)
   a second, in order of placement (an order's ERP time is when its own write completes), then
-  the write-back, two commercetools requests per order marked;
+  the write-back, one commercetools request per order marked (at its snapshot version) spread
+  over the export's ``workers`` threads: ``workers`` / ``--ct-request-ms`` orders a second;
 - a run starts ``--launch-seconds`` after its request (the daemon's queue and a run worker's
   start), at most four runs at once (``max_concurrent_runs``), and ``erp_sales_orders`` steps one
   at a time (the ``erp_writes`` pool).
@@ -61,6 +62,7 @@ class Model:
     ct_request: float
     walk_rate: float
     erp_throughput: float
+    write_back_rate: float
 
     def tick_cost(self, changes: int) -> float:
         return math.ceil(max(changes, 1) / 500) * self.ct_request + changes / self.ct_rate
@@ -359,7 +361,7 @@ def _start_runs(
         for k, key in enumerate(written, start=1):
             sim.erp_at.setdefault(key, clock + k / model.erp_throughput)
         marked = int(export.get("marked_in_commercetools", 0))
-        b_end = clock + len(written) / model.erp_throughput + 2 * marked * model.ct_request
+        b_end = clock + len(written) / model.erp_throughput + marked / model.write_back_rate
         sim.lane_free = b_end
         sim.slots[slot] = b_end
 
@@ -387,6 +389,9 @@ def main() -> None:
     VERBOSE = args.verbose
     if args.burst is None:
         args.burst = args.orders // 5
+    from ct_pipelines.defs.order_to_cash.assets import ErpExportConfig
+
+    write_back_workers = int(ErpExportConfig.model_fields["workers"].default)
     model = Model(
         interval=args.interval,
         launch=args.launch_seconds,
@@ -394,6 +399,7 @@ def main() -> None:
         ct_request=args.ct_request_ms / 1000,
         walk_rate=args.walk_per_second,
         erp_throughput=min(args.erp_rate, args.erp_in_flight / (args.erp_write_ms / 1000)),
+        write_back_rate=write_back_workers / (args.ct_request_ms / 1000),
     )
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
@@ -427,6 +433,10 @@ def main() -> None:
         f"{args.ct_request_ms:g} ms/request, ERP {model.erp_throughput:g} writes/s, "
         f"launch {args.launch_seconds:g} s, 4 runs at once, one export step at a time "
         f"(day prepared in {prepared:.0f} s wall)"
+    )
+    print(
+        f"  write-back: {model.write_back_rate:g} orders/s (one request per order over "
+        f"{write_back_workers} workers)"
     )
     print(
         f"  limit: sensor interval + 10 s = {limit:g} s; load average {load[0]:.2f} {load[1]:.2f}"

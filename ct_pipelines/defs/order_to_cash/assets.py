@@ -36,8 +36,9 @@ from ct_pipelines.defs.order_to_cash.logic.sales_orders import SalesOrderMapping
 from ct_pipelines.defs.order_to_cash.logic.stuck_runs import WORKER_TAG, current_worker
 from ct_pipelines.defs.order_to_cash.logic.write_back import (
     WriteBackMode,
+    WriteBackTarget,
     export_channel_id,
-    write_back,
+    write_back_all,
 )
 from ct_pipelines.defs.partitions import order_days
 from ct_pipelines.defs.resources import CommercetoolsResource, ErpResource, IntegrationStoreResource
@@ -514,39 +515,51 @@ def _write_back(
             flow=FLOW, status=["open", "retrying"], category="write_back"
         )
     }
+    targets = [
+        WriteBackTarget(
+            key=row.external_document_number,
+            order_id=row.order_id,
+            order_version=None if pd.isna(row.order_version) else int(row.order_version),
+            erp_document=str(
+                done[row.external_document_number].erp_document
+                or integration_store.ledger.get(FLOW, row.external_document_number).external_ref
+            ),
+        )
+        for row in pending.itertuples(index=False)
+    ]
     with commercetools.open_client() as client:
         channel_id = export_channel_id(client, config.export_channel_key)
-        for row in pending.itertuples(index=False):
-            key = row.external_document_number
-            document = (
-                done[key].erp_document or integration_store.ledger.get(FLOW, key).external_ref
+        results = write_back_all(
+            client,
+            targets,
+            workers=config.workers,
+            mode=mode,
+            channel_key=config.export_channel_key,
+            channel_id=channel_id,
+            synced_at=datetime.now(UTC),
+            field_name=config.write_back_field,
+        )
+    # The store is written here, on the calling thread, once the pool has finished.
+    for result in results:
+        target = result.target
+        key = target.key
+        if result.error is not None:
+            exc = result.error
+            failed.add(key)
+            integration_store.record_exception(
+                flow=FLOW,
+                entity_key=key,
+                category="write_back",
+                reason=f"order is in the ERP as {target.erp_document} but could not be marked "
+                f"in commercetools: {type(exc).__name__}: {exc}",
+                payload_ref=f"order:{target.order_id}@v{target.order_version}",
             )
-            try:
-                order = client.get(f"orders/{row.order_id}")
-                if write_back(
-                    client,
-                    order,
-                    mode=mode,
-                    channel_key=config.export_channel_key,
-                    channel_id=channel_id,
-                    erp_document=str(document),
-                    synced_at=datetime.now(UTC),
-                    field_name=config.write_back_field,
-                ):
-                    marked.add(key)
-                if key in parked:  # in the ERP and marked: the parked write-back failure is over
-                    integration_store.close_on_success(FLOW, key, "order_to_cash")
-            except Exception as exc:
-                failed.add(key)
-                integration_store.record_exception(
-                    flow=FLOW,
-                    entity_key=key,
-                    category="write_back",
-                    reason=f"order is in the ERP as {document} but could not be marked in commercetools: "
-                    f"{type(exc).__name__}: {exc}",
-                    payload_ref=f"order:{row.order_id}@v{row.order_version}",
-                )
-                context.log.warning(
-                    "write-back failed for %s: %s", scrub(key, limit=80), type(exc).__name__
-                )
+            context.log.warning(
+                "write-back failed for %s: %s", scrub(key, limit=80), type(exc).__name__
+            )
+            continue
+        if result.sent:
+            marked.add(key)
+        if key in parked:  # in the ERP and marked: the parked write-back failure is over
+            integration_store.close_on_success(FLOW, key, "order_to_cash")
     return marked, failed
