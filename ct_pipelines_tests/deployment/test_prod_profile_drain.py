@@ -56,7 +56,7 @@ PENDING_PER_DAY = 2
 # Days (back from today) whose pending orders get paid during the test: the sensor sees the
 # changes and asks for runs of days the backfill is also exporting.
 PAID_LATER_DAYS = (3, 10)
-FRESH_ORDERS = 6  # created over the last 24 hours: today's and yesterday's sensor runs
+FRESH_ORDERS = 6  # half today, half yesterday: today's and yesterday's sensor runs
 ERP_WRITE_LATENCY_MS = 40
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -208,7 +208,22 @@ def test_the_profile_drains_a_backfill_and_sensor_runs_within_the_limits(
     for n, day in zip(range(BACKFILL_DAYS, 0, -1), days, strict=True):
         world.bulk_orders(PAID_PER_DAY, day=day, payment_kind="paid")
         pending[n] = world.bulk_orders(PENDING_PER_DAY, day=day, payment_kind="pending")
-    world.bulk_orders(FRESH_ORDERS, payment_kind="paid")
+    # Placed at stated moments, half today and half yesterday (shop time), so the sensor has
+    # both days to ask for whatever the hour: spread over the last 24 hours, all of them fell
+    # on yesterday when the test ran early in the morning.
+    now = world.now()
+    midnight = datetime.combine(today, datetime.min.time(), tzinfo=SHOP.tz)
+    since_midnight = now - midnight
+    world.orders_at(
+        [
+            midnight + since_midnight * (i + 1) / (FRESH_ORDERS // 2 + 1)
+            for i in range(FRESH_ORDERS // 2)
+        ]
+        + [
+            midnight - timedelta(hours=2 * (i + 1)) for i in range(FRESH_ORDERS - FRESH_ORDERS // 2)
+        ],
+        payment_kind="paid",
+    )
 
     # One ERP for every run worker, counting its own writes in flight; far above the profile's
     # limit, so a broken pool would show as a higher peak instead of 423 answers.
